@@ -1,0 +1,160 @@
+//! Parsers from real-world inputs to dataset rows.
+//!
+//! Every parser is pure and synchronous: bytes in, a [`DataFrame`] of rows and a list of
+//! [`Reject`]s out. A parser never panics on any input and never drops a line silently: each line
+//! becomes a row or a reject. Frames carry the dataset's columns (see [`crate::schema`]) plus its
+//! partition keys as string columns; [`split_partitions`] turns them into per-partition frames.
+
+pub mod commits;
+pub mod deployments;
+pub mod logs;
+pub mod metrics;
+
+use std::io::Read;
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::mask::Masker;
+use crate::schema::{DatasetSchema, REJECTS};
+
+/// One input line or record that did not become a row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reject {
+    pub source_file: String,
+    /// 1-based line or record number; 0 when the whole source is at fault.
+    pub source_line: u64,
+    pub reason: String,
+    /// The offending bytes as read (masked when written).
+    pub raw: Vec<u8>,
+}
+
+impl Reject {
+    pub fn new(source_file: &str, source_line: u64, reason: impl Into<String>, raw: &[u8]) -> Self {
+        Reject { source_file: source_file.to_string(), source_line, reason: reason.into(), raw: raw.to_vec() }
+    }
+}
+
+/// The `_rejects/<dataset>/` frame for `rejects`, with PII masked in `raw`. At most 1 MiB of each
+/// raw line is kept (its full length is in `raw_len`).
+pub fn rejects_frame(rejects: &[Reject], masker: &Masker) -> PolarsResult<DataFrame> {
+    const KEEP: usize = 1 << 20;
+    let raw: Vec<String> = rejects
+        .iter()
+        .map(|r| masker.mask_text(&String::from_utf8_lossy(&r.raw[..r.raw.len().min(KEEP)])))
+        .collect();
+    let df = DataFrame::new_infer_height(vec![
+        Column::new("source_file".into(), rejects.iter().map(|r| r.source_file.as_str()).collect::<Vec<_>>()),
+        Column::new("source_line".into(), rejects.iter().map(|r| r.source_line as i64).collect::<Vec<_>>()),
+        Column::new("reason".into(), rejects.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>()),
+        Column::new("raw".into(), raw),
+        Column::new("raw_len".into(), rejects.iter().map(|r| r.raw.len() as i64).collect::<Vec<_>>()),
+    ])?;
+    conform(df, &REJECTS)
+}
+
+/// Casts and orders `df`'s columns to `schema` (plus any partition keys it has, kept last).
+/// Fails naming the column if one is missing.
+pub fn conform(df: DataFrame, schema: &DatasetSchema) -> PolarsResult<DataFrame> {
+    let mut cols = Vec::with_capacity(schema.columns.len() + schema.partition_by.len());
+    for c in schema.columns {
+        let s = df.column(c.name)?;
+        cols.push(if s.dtype() == &c.ty.dtype() { s.clone() } else { s.cast(&c.ty.dtype())? });
+    }
+    for k in schema.partition_by {
+        if let Ok(s) = df.column(k) {
+            cols.push(s.clone());
+        }
+    }
+    DataFrame::new_infer_height(cols)
+}
+
+/// Splits a frame holding `schema`'s partition keys into `(partition path, frame without the
+/// keys)` pairs, in sorted order. The path is `service=a/date=2026-01-02` style.
+pub fn split_partitions(df: &DataFrame, schema: &DatasetSchema) -> PolarsResult<Vec<(String, DataFrame)>> {
+    let keys: Vec<&str> = schema.partition_by.to_vec();
+    if keys.is_empty() || df.height() == 0 {
+        return Ok(if df.height() == 0 { vec![] } else { vec![(String::new(), df.clone())] });
+    }
+    let mut out = Vec::new();
+    for part in df.partition_by_stable(keys.iter().copied(), true)? {
+        let mut segs = Vec::new();
+        for k in &keys {
+            let v = part.column(k)?.str()?.get(0).unwrap_or("__null__").to_string();
+            segs.push(crate::store::partition_segment(k, &v));
+        }
+        out.push((segs.join("/"), part.drop_many(keys.iter().copied())));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// The content of an input file, gunzipped when it starts with the gzip magic bytes.
+#[derive(Debug)]
+pub struct InputBytes {
+    /// Decompressed content (what could be read of it).
+    pub bytes: Vec<u8>,
+    /// Why reading stopped early (a truncated or corrupt gzip stream), if it did.
+    pub error: Option<String>,
+    /// Size of the file as stored.
+    pub raw_len: u64,
+    /// BLAKE3 of the file as stored: the source's identity for idempotent ingest.
+    pub content_hash: String,
+}
+
+/// Reads `path`, decompressing gzip. A gzip stream that breaks off keeps what was decoded
+/// and says why in `error`. Fails only when the file cannot be opened or read at all.
+pub fn read_input(path: &Path) -> crate::Result<InputBytes> {
+    let raw = std::fs::read(path).map_err(|e| crate::Error::Read { path: path.to_path_buf(), source: e })?;
+    let content_hash = blake3::hash(&raw).to_hex().to_string();
+    let raw_len = raw.len() as u64;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::with_capacity(raw.len() * 4);
+        let mut dec = flate2::read::MultiGzDecoder::new(&raw[..]);
+        let mut buf = vec![0u8; 1 << 16];
+        let error = loop {
+            match dec.read(&mut buf) {
+                Ok(0) => break None,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    break Some(format!("gzip stream broke off after {} decompressed bytes: {e}", out.len()))
+                }
+            }
+        };
+        return Ok(InputBytes { bytes: out, error, raw_len, content_hash });
+    }
+    Ok(InputBytes { bytes: raw, error: None, raw_len, content_hash })
+}
+
+/// Iterates over `(line number, line)` of `bytes`: `\n`-separated, a trailing `\r` removed,
+/// the empty piece after a final newline not counted.
+pub fn lines(bytes: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
+    let mut rest = bytes;
+    let mut n = 0u64;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        n += 1;
+        let (line, tail) = match memchr::memchr(b'\n', rest) {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        rest = tail;
+        Some((n, line.strip_suffix(b"\r").unwrap_or(line)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_numbered_from_one_without_a_phantom_last_line() {
+        let v: Vec<_> = lines(b"a\r\n\nb\nc").collect();
+        assert_eq!(v, vec![(1, &b"a"[..]), (2, &b""[..]), (3, &b"b"[..]), (4, &b"c"[..])]);
+        assert_eq!(lines(b"a\n").count(), 1);
+        assert_eq!(lines(b"").count(), 0);
+    }
+}

@@ -1,0 +1,261 @@
+//! The store: one root URL that holds every dataset, reject, manifest and key omen writes.
+//!
+//! A plain path or `file://…` (the default) uses the local disk; `s3://`, `gs://` and `az://`
+//! go through `object_store`. Options (credentials, endpoints) are passed in by the binary, which
+//! is the only place that reads the environment.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use polars::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::schema::DatasetSchema;
+
+/// A handle on the store root.
+#[derive(Clone)]
+pub struct Store {
+    url: String,
+    inner: Arc<dyn ObjectStore>,
+    prefix: ObjPath,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the store at `url` with no extra options.
+    pub fn open(url: &str) -> Result<Store> {
+        Self::open_with_options(url, std::iter::empty::<(String, String)>())
+    }
+
+    /// Opens the store at `url`. `options` are `object_store` configuration keys
+    /// (`aws_endpoint`, `aws_access_key_id`, `aws_allow_http`, …), case-insensitive.
+    /// A local root is created if it does not exist.
+    pub fn open_with_options<I, K, V>(url: &str, options: I) -> Result<Store>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: Into<String>,
+    {
+        let bad = |message: String| Error::StoreUrl { url: url.to_string(), message };
+        if url.trim().is_empty() {
+            return Err(bad("empty".into()));
+        }
+        let is_remote = url.contains("://") && !url.starts_with("file://");
+        if !is_remote {
+            let path = url.strip_prefix("file://").unwrap_or(url);
+            let path = std::path::Path::new(path);
+            std::fs::create_dir_all(path).map_err(|e| bad(format!("cannot create {}: {e}", path.display())))?;
+            let abs = std::fs::canonicalize(path).map_err(|e| bad(e.to_string()))?;
+            let fs = object_store::local::LocalFileSystem::new_with_prefix(&abs)
+                .map_err(|e| bad(e.to_string()))?;
+            return Ok(Store { url: abs.display().to_string(), inner: Arc::new(fs), prefix: ObjPath::default() });
+        }
+        let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+        let opts: Vec<(String, String)> =
+            options.into_iter().map(|(k, v)| (k.as_ref().to_ascii_lowercase(), v.into())).collect();
+        let (inner, prefix) = object_store::parse_url_opts(&parsed, opts).map_err(|e| bad(e.to_string()))?;
+        Ok(Store { url: url.trim_end_matches('/').to_string(), inner: Arc::from(inner), prefix })
+    }
+
+    /// The root URL (a canonical absolute path for local stores).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The underlying object store and the root prefix, for other crates' own files
+    /// (the registry).
+    pub fn object_store(&self) -> (Arc<dyn ObjectStore>, ObjPath) {
+        (self.inner.clone(), self.prefix.clone())
+    }
+
+    fn path(&self, rel: &str) -> ObjPath {
+        let mut p = self.prefix.clone();
+        for part in rel.split('/').filter(|s| !s.is_empty()) {
+            p = p.clone().join(part);
+        }
+        p
+    }
+
+    fn rel(&self, full: &ObjPath) -> String {
+        let full = full.as_ref();
+        let pre = self.prefix.as_ref();
+        if pre.is_empty() {
+            full.to_string()
+        } else {
+            full.strip_prefix(pre).unwrap_or(full).trim_start_matches('/').to_string()
+        }
+    }
+
+    /// Writes `bytes` at `rel`, replacing what was there. Writes are atomic: readers see the old
+    /// object or the new one, never a part.
+    pub async fn put(&self, rel: &str, bytes: Bytes) -> Result<()> {
+        self.inner
+            .put(&self.path(rel), PutPayload::from_bytes(bytes))
+            .await
+            .map_err(|e| Error::store(rel, e))?;
+        Ok(())
+    }
+
+    /// Writes `bytes` at `rel` only if nothing is there. Returns `false` if something was.
+    pub async fn put_if_absent(&self, rel: &str, bytes: Bytes) -> Result<bool> {
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.inner.put_opts(&self.path(rel), PutPayload::from_bytes(bytes.clone()), opts).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(object_store::Error::Precondition { .. }) => Ok(false),
+            Err(object_store::Error::NotImplemented { .. }) => {
+                // Stores without conditional writes: check, then write.
+                if self.get(rel).await?.is_some() {
+                    Ok(false)
+                } else {
+                    self.put(rel, bytes).await?;
+                    Ok(true)
+                }
+            }
+            Err(e) => Err(Error::store(rel, e)),
+        }
+    }
+
+    /// The object at `rel`, or `None` if there is none.
+    pub async fn get(&self, rel: &str) -> Result<Option<Bytes>> {
+        match self.inner.get(&self.path(rel)).await {
+            Ok(r) => Ok(Some(r.bytes().await.map_err(|e| Error::store(rel, e))?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::store(rel, e)),
+        }
+    }
+
+    /// Deletes `rel`; deleting nothing is not an error.
+    pub async fn delete(&self, rel: &str) -> Result<()> {
+        match self.inner.delete(&self.path(rel)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::store(rel, e)),
+        }
+    }
+
+    /// Every object below `rel_prefix` (recursively), as paths relative to the root, sorted.
+    pub async fn list(&self, rel_prefix: &str) -> Result<Vec<String>> {
+        let prefix = self.path(rel_prefix);
+        let mut out: Vec<String> = match self.inner.list(Some(&prefix)).try_collect::<Vec<_>>().await {
+            Ok(v) => v.into_iter().map(|m| self.rel(&m.location)).collect(),
+            Err(object_store::Error::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(Error::store(rel_prefix, e)),
+        };
+        out.sort();
+        Ok(out)
+    }
+
+    /// The store's masking key (32 bytes), created at random on first use and kept at
+    /// `_meta/mask.key`. Two processes racing to create it agree on the one that was written first.
+    pub async fn mask_key(&self) -> Result<[u8; 32]> {
+        const KEY: &str = "_meta/mask.key";
+        if let Some(b) = self.get(KEY).await? {
+            return parse_key(&b).ok_or_else(|| Error::input(KEY, "not a 64-hex-digit key"));
+        }
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| Error::input(KEY, format!("no randomness: {e}")))?;
+        self.put_if_absent(KEY, Bytes::from(hex::encode(key) + "\n")).await?;
+        let b = self.get(KEY).await?.ok_or_else(|| Error::input(KEY, "vanished after write"))?;
+        parse_key(&b).ok_or_else(|| Error::input(KEY, "not a 64-hex-digit key"))
+    }
+
+    /// Encodes `df` as Parquet (zstd) and writes it at `rel`. Returns the bytes written.
+    pub async fn write_parquet(&self, rel: &str, df: &mut DataFrame) -> Result<u64> {
+        let bytes = encode_parquet(df).map_err(|e| Error::Parquet { path: rel.into(), source: e })?;
+        let n = bytes.len() as u64;
+        self.put(rel, Bytes::from(bytes)).await?;
+        Ok(n)
+    }
+
+    /// Reads one Parquet object.
+    pub async fn read_parquet(&self, rel: &str) -> Result<Option<DataFrame>> {
+        let Some(bytes) = self.get(rel).await? else { return Ok(None) };
+        let df = ParquetReader::new(Cursor::new(bytes))
+            .finish()
+            .map_err(|e| Error::Parquet { path: rel.into(), source: e })?;
+        Ok(Some(df))
+    }
+
+    /// Reads every Parquet file of a dataset whose partition values pass `keep`, adding the
+    /// partition keys as string columns. Returns an empty frame with the schema when there are none.
+    pub async fn read_dataset(
+        &self,
+        schema: &DatasetSchema,
+        keep: impl Fn(&[(String, String)]) -> bool,
+    ) -> Result<DataFrame> {
+        let mut frames = Vec::new();
+        for rel in self.list(schema.name).await? {
+            if !rel.ends_with(".parquet") {
+                continue;
+            }
+            let parts = partition_values(&rel);
+            if !keep(&parts) {
+                continue;
+            }
+            let Some(mut df) = self.read_parquet(&rel).await? else { continue };
+            let h = df.height();
+            for (k, v) in &parts {
+                df.with_column(Column::new(k.as_str().into(), vec![v.as_str(); h]))?;
+            }
+            frames.push(df.lazy());
+        }
+        if frames.is_empty() {
+            let mut df = DataFrame::empty_with_schema(&schema.polars_schema());
+            for k in schema.partition_by {
+                df.with_column(Column::new((*k).into(), Vec::<String>::new()))?;
+            }
+            return Ok(df);
+        }
+        let args = UnionArgs { rechunk: true, ..Default::default() };
+        Ok(concat(frames, args)?.collect()?)
+    }
+}
+
+fn parse_key(b: &[u8]) -> Option<[u8; 32]> {
+    let s = std::str::from_utf8(b).ok()?.trim();
+    let v = hex::decode(s).ok()?;
+    v.try_into().ok()
+}
+
+/// Encodes a frame as Parquet with zstd, statistics on.
+pub fn encode_parquet(df: &mut DataFrame) -> PolarsResult<Vec<u8>> {
+    let mut buf = Vec::new();
+    ParquetWriter::new(&mut buf)
+        .with_compression(ParquetCompression::Zstd(None))
+        .with_statistics(StatisticsOptions::full())
+        .finish(df)?;
+    Ok(buf)
+}
+
+/// The `key=value` folders of a dataset path, outermost first.
+pub fn partition_values(rel: &str) -> Vec<(String, String)> {
+    rel.split('/')
+        .filter_map(|seg| seg.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A partition folder name segment, escaped so any value makes a valid single path segment.
+pub fn partition_segment(key: &str, value: &str) -> String {
+    let mut v = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+            v.push(b as char);
+        } else {
+            v.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if v.is_empty() || v == "." || v == ".." {
+        v = format!("%{}", v.len());
+    }
+    format!("{key}={v}")
+}

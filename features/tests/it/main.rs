@@ -1,0 +1,6 @@
+//! Integration tests of `omen-features` (one binary, as matklad recommends).
+
+mod commits;
+mod logs;
+mod metrics;
+mod schema_docs;

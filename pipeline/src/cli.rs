@@ -1,0 +1,95 @@
+//! The command line, as clap types. They never leave the binary.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// omen predicts whether a deployment will fail before it reaches all users.
+#[derive(Debug, Parser)]
+#[command(name = "omen", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Store root: a path, file://, s3://, gs:// or az:// URL [default: ./omen-data]
+    #[arg(long, global = true, env = "OMEN_STORE")]
+    pub store: Option<String>,
+    /// Registry URL [default: <store>/registry]
+    #[arg(long, global = true, env = "OMEN_REGISTRY")]
+    pub registry: Option<String>,
+    /// Configuration file (omen.toml)
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Print one JSON object on stdout instead of the human summary
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read inputs into the store
+    #[command(subcommand)]
+    Ingest(Ingest),
+    /// Run the pipeline on the bundled samples (or the config's sources) and show the results
+    Quickstart,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Ingest {
+    /// HTTP access logs (combined, common, nginx JSON, an nginx log_format; .gz too)
+    Logs {
+        /// Files, folders or glob patterns
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Service the requests were served by
+        #[arg(long)]
+        service: String,
+        /// auto, combined, common, nginx-json, or an nginx log_format string
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Git history with the change metrics of Kamei et al.
+    Commits {
+        /// Repository folder or git bundle file
+        repo: String,
+        #[arg(long)]
+        service: String,
+        /// Revision range A..B (history before A still informs the metrics)
+        #[arg(long)]
+        range: Option<String>,
+    },
+    /// Service metrics: query_range JSON, exposition text, long CSV, or a live Prometheus pull
+    Metrics {
+        /// Files, folders or glob patterns
+        #[arg(conflicts_with = "prometheus", required_unless_present = "prometheus")]
+        paths: Vec<String>,
+        /// Prometheus server URL to pull from
+        #[arg(long, requires_all = ["query", "start", "end", "step"])]
+        prometheus: Option<String>,
+        /// PromQL query
+        #[arg(long)]
+        query: Option<String>,
+        /// Range start (RFC 3339 or Unix seconds)
+        #[arg(long, allow_hyphen_values = true)]
+        start: Option<String>,
+        /// Range end (RFC 3339 or Unix seconds)
+        #[arg(long, allow_hyphen_values = true)]
+        end: Option<String>,
+        /// Resolution (15s, 1m, or seconds)
+        #[arg(long)]
+        step: Option<String>,
+        /// Service for samples whose labels name none
+        #[arg(long)]
+        service: Option<String>,
+    },
+    /// Deployment history: JSON Lines or CSV
+    Deployments {
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+}

@@ -1,0 +1,10 @@
+//! `omen-pipeline`: the batch stages behind the `omen` CLI. The binary (`src/main.rs`) parses
+//! the command line, reads the environment and installs the tracing subscriber; everything else
+//! lives here and takes plain values.
+
+pub mod config;
+pub mod error;
+pub mod ingest;
+pub mod quickstart;
+
+pub use error::{Error, Result};

@@ -1,0 +1,174 @@
+//! `omen`: parses the command line and calls [`run`].
+
+mod cli;
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use omen_features::Store;
+use omen_features::ingest::logs::LogFormat;
+use omen_features::ingest::metrics::MetricsOptions;
+use omen_pipeline::config::Config;
+use omen_pipeline::ingest::{self, MetricsIngest, PrometheusPull};
+use omen_pipeline::quickstart::{self, QuickstartReport};
+
+use crate::cli::{Cli, Command, Ingest};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// Object-store options from the environment (credentials, endpoints). Never logged.
+fn store_options() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("AWS_") || k.starts_with("GOOGLE_") || k.starts_with("AZURE_"))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect()
+}
+
+fn progress(json: bool) -> ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {wide_bar}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb.enable_steady_tick(Duration::from_millis(200));
+    pb
+}
+
+fn print<T: serde::Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, value)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", human())?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let g = &cli.global;
+    let is_quickstart = matches!(cli.command, Command::Quickstart);
+    let config_path = g.config.clone().or_else(|| {
+        let samples = std::path::PathBuf::from("data/samples/omen.toml");
+        (is_quickstart && samples.exists()).then_some(samples)
+    });
+    let config = match &config_path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    let store_url = g
+        .store
+        .clone()
+        .or_else(|| config.store.as_ref().map(|s| config.resolve(s)))
+        .unwrap_or_else(|| "./omen-data".into());
+    let store = Store::open_with_options(&store_url, store_options()).context("opening the store")?;
+    let metrics = metrics_ingest(&config);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let json = g.json;
+    rt.block_on(async {
+        match cli.command {
+            Command::Ingest(cmd) => {
+                let pb = progress(json);
+                let summary = match cmd {
+                    Ingest::Logs { paths, service, format } => {
+                        let f = format.or(config.ingest.logs.format.clone()).unwrap_or_else(|| "auto".into());
+                        let f = LogFormat::parse(&f)?;
+                        ingest::ingest_logs(&store, &paths, &service, &f, &pb).await?
+                    }
+                    Ingest::Commits { repo, service, range } => {
+                        ingest::ingest_commits(&store, &repo, &service, range.as_deref()).await?
+                    }
+                    Ingest::Metrics { paths, prometheus, query, start, end, step, service } => {
+                        let mut m = metrics.clone();
+                        m.options.default_service = service;
+                        match prometheus {
+                            Some(url) => {
+                                let pull = PrometheusPull {
+                                    url,
+                                    query: query.unwrap_or_default(),
+                                    start: start.unwrap_or_default(),
+                                    end: end.unwrap_or_default(),
+                                    step: step.unwrap_or_default(),
+                                    timeout: Duration::from_secs(60),
+                                };
+                                ingest::ingest_metrics_prometheus(&store, &pull, &m).await?
+                            }
+                            None => ingest::ingest_metrics_files(&store, &paths, &m, &pb).await?,
+                        }
+                    }
+                    Ingest::Deployments { paths } => ingest::ingest_deployments(&store, &paths).await?,
+                };
+                pb.finish_and_clear();
+                print(json, &summary, || summary.human())?;
+            }
+            Command::Quickstart => {
+                let Some(path) = &config_path else {
+                    anyhow::bail!("quickstart needs --config omen.toml (or data/samples/omen.toml in the current folder)");
+                };
+                let pb = progress(json);
+                let summary = quickstart::ingest_sources(&store, &config, &metrics, &pb).await?;
+                pb.finish_and_clear();
+                let report = QuickstartReport {
+                    store: store.url().to_string(),
+                    ingest: summary,
+                    datasets: quickstart::dataset_counts(&store).await?,
+                    next: vec![
+                        format!("python3 -c \"import polars as pl; print(pl.read_parquet('{}/requests/**/*.parquet', hive_partitioning=True))\"", store.url()),
+                        format!("duckdb -c \"select route, count(*) from read_parquet('{}/requests/**/*.parquet', hive_partitioning=true) group by 1 order by 2 desc\"", store.url()),
+                        format!("omen ingest logs <your access logs> --service <name> --store {}", store.url()),
+                        format!("(config used: {})", path.display()),
+                    ],
+                };
+                print(json, &report, || report.human())?;
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn metrics_ingest(config: &Config) -> MetricsIngest {
+    let mut options = MetricsOptions::default();
+    let m = &config.ingest.metrics;
+    if let Some(v) = &m.service_labels {
+        options.aliases.service = v.clone();
+    }
+    if let Some(v) = &m.deployment_labels {
+        options.aliases.deployment = v.clone();
+    }
+    if let Some(v) = &m.role_labels {
+        options.aliases.role = v.clone();
+    }
+    MetricsIngest { options }
+}
