@@ -36,7 +36,7 @@ use polars::prelude::*;
 use serde_json::Value;
 
 use super::metrics::rfc3339_us;
-use super::{Reject, conform, lines};
+use super::{CsvRecord, Reject, conform, csv_records, lines};
 use crate::schema::{ColumnType, DEPLOYMENTS};
 use crate::{Error, Result};
 
@@ -358,23 +358,8 @@ fn json_record(raw: &[u8]) -> std::result::Result<Deployment, String> {
 // CSV
 
 fn parse_csv(source: &str, bytes: &[u8], records: &mut Records, rejects: &mut Vec<Reject>) -> Result<()> {
-    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
-    let mut rec = csv::ByteRecord::new();
     let mut header: Option<Vec<String>> = None;
-    loop {
-        let start = rdr.position().byte() as usize;
-        let read = rdr.read_byte_record(&mut rec);
-        let end = rdr.position().byte() as usize;
-        let raw = bytes.get(start..end).unwrap_or_default().trim_ascii();
-        let line = rec.position().map_or(0, |p| p.line());
-        match read {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                rejects.push(Reject::new(source, line, format!("csv: {e}"), raw));
-                break;
-            }
-        }
+    for CsvRecord { line, raw, fields: rec } in csv_records(source, bytes, rejects) {
         let Some(names) = &header else {
             let names: Vec<String> =
                 rec.iter().map(|f| String::from_utf8_lossy(f).trim().to_ascii_lowercase()).collect();

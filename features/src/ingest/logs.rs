@@ -703,9 +703,9 @@ fn is_method(m: &str) -> bool {
 pub struct LogParser {
     parser: Parser,
     masker: Masker,
-    routes: HashMap<Box<str>, (Box<str>, Box<str>, Option<Box<str>>)>,
-    clients: HashMap<Box<str>, Box<str>>,
-    agents: HashMap<Box<str>, &'static str>,
+    routes: PlHashMap<String, (Box<str>, Box<str>, Option<Box<str>>)>,
+    clients: PlHashMap<String, Box<str>>,
+    agents: PlHashMap<String, &'static str>,
 }
 
 impl std::fmt::Debug for LogParser {
@@ -773,9 +773,9 @@ impl LogParser {
         Ok(LogParser {
             parser: Parser::new(format)?,
             masker,
-            routes: HashMap::new(),
-            clients: HashMap::new(),
-            agents: HashMap::new(),
+            routes: PlHashMap::default(),
+            clients: PlHashMap::default(),
+            agents: PlHashMap::default(),
         })
     }
 
@@ -819,7 +819,7 @@ impl LogParser {
                 if self.routes.len() >= CACHE_CAP {
                     self.routes.clear();
                 }
-                let (path, route, keys) = self.routes.entry(target.into()).or_insert_with(|| {
+                let (path, route, keys) = self.routes.entry_ref(target).or_insert_with(|| {
                     let (p, k) = split_target(target);
                     (p.into(), template_route(p).into(), k.map(Into::into))
                 });
@@ -838,7 +838,7 @@ impl LogParser {
             self.clients.clear();
         }
         let masker = &self.masker;
-        let c = self.clients.entry(client.into()).or_insert_with(|| masker.mask(client).into());
+        let c = self.clients.entry_ref(client).or_insert_with(|| masker.mask(client).into());
         cols.client.append_value(&**c);
         cols.referer.append_option(dash(raw.referer).map(strip_query));
         let ua = dash(raw.user_agent);
@@ -849,7 +849,7 @@ impl LogParser {
                 if self.agents.len() >= CACHE_CAP {
                     self.agents.clear();
                 }
-                self.agents.entry(ua.into()).or_insert_with(|| classify_user_agent(ua))
+                *self.agents.entry_ref(ua).or_insert_with(|| classify_user_agent(ua))
             }
         };
         cols.ua_class.append_value(class);

@@ -42,7 +42,7 @@ use std::collections::HashSet;
 use polars::prelude::*;
 use serde_json::Value;
 
-use super::{Reject, conform, lines};
+use super::{CsvRecord, Reject, conform, csv_records, lines};
 use crate::schema::METRICS;
 use crate::{Error, Result};
 
@@ -759,23 +759,8 @@ fn parse_csv(
     rows: &mut Rows,
     rejects: &mut Vec<Reject>,
 ) -> Result<()> {
-    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
-    let mut rec = csv::ByteRecord::new();
     let mut header: Option<(Vec<String>, (usize, usize, usize))> = None;
-    loop {
-        let start = rdr.position().byte() as usize;
-        let read = rdr.read_byte_record(&mut rec);
-        let end = rdr.position().byte() as usize;
-        let raw = bytes.get(start..end).unwrap_or_default().trim_ascii();
-        let line = rec.position().map_or(0, |p| p.line());
-        match read {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                rejects.push(Reject::new(source, line, format!("csv: {e}"), raw));
-                break;
-            }
-        }
+    for CsvRecord { line, raw, fields: rec } in csv_records(source, bytes, rejects) {
         let Some((names, (its, imetric, ivalue))) = &header else {
             let names: Vec<String> = rec.iter().map(|f| String::from_utf8_lossy(f).trim().to_string()).collect();
             let lower: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();

@@ -89,6 +89,39 @@ pub fn split_partitions(df: &DataFrame, schema: &DatasetSchema) -> PolarsResult<
     Ok(out)
 }
 
+/// One CSV record with where it came from.
+pub(crate) struct CsvRecord<'a> {
+    /// Line the record starts on (1-based).
+    pub line: u64,
+    /// The record's bytes as read, for rejects.
+    pub raw: &'a [u8],
+    pub fields: csv::ByteRecord,
+}
+
+/// Every record of `bytes` read as CSV (the header is the first record). A syntax error ends the
+/// reading with a reject at its line: what follows it cannot be framed reliably.
+pub(crate) fn csv_records<'a>(source: &str, bytes: &'a [u8], rejects: &mut Vec<Reject>) -> Vec<CsvRecord<'a>> {
+    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
+    let mut out = Vec::new();
+    loop {
+        let mut rec = csv::ByteRecord::new();
+        let start = rdr.position().byte() as usize;
+        let read = rdr.read_byte_record(&mut rec);
+        let end = rdr.position().byte() as usize;
+        let raw = bytes.get(start..end).unwrap_or_default().trim_ascii();
+        let line = rec.position().map_or(0, |p| p.line());
+        match read {
+            Ok(true) => out.push(CsvRecord { line, raw, fields: rec }),
+            Ok(false) => break,
+            Err(e) => {
+                rejects.push(Reject::new(source, line, format!("csv: {e}"), raw));
+                break;
+            }
+        }
+    }
+    out
+}
+
 /// The content of an input file, gunzipped when it starts with the gzip magic bytes.
 #[derive(Debug)]
 pub struct InputBytes {
