@@ -226,12 +226,15 @@ fn parse_key(b: &[u8]) -> Option<[u8; 32]> {
     v.try_into().ok()
 }
 
-/// Encodes a frame as Parquet with zstd, statistics on.
+/// Encodes a frame as Parquet (zstd level 1, min/max/null statistics).
 pub fn encode_parquet(df: &mut DataFrame) -> PolarsResult<Vec<u8>> {
     let mut buf = Vec::new();
+    // zstd level 1: most of level 3's ratio on log columns at about twice the speed. Min/max and
+    // null-count statistics (readers prune on them); no distinct counts, which cost a HyperLogLog
+    // pass over every column.
     ParquetWriter::new(&mut buf)
-        .with_compression(ParquetCompression::Zstd(None))
-        .with_statistics(StatisticsOptions::full())
+        .with_compression(ParquetCompression::Zstd(polars::polars_utils::compression::ZstdLevel::try_new(1).ok()))
+        .with_statistics(StatisticsOptions::default())
         .finish(df)?;
     Ok(buf)
 }

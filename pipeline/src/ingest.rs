@@ -17,7 +17,7 @@ use omen_features::ingest::commits::{CommitOptions, read_commits};
 use omen_features::ingest::deployments::{DeploymentsFormat, parse_deployments};
 use omen_features::ingest::logs::{LogFormat, LogParser};
 use omen_features::ingest::metrics::{MetricsFormat, MetricsOptions, parse_metrics};
-use omen_features::ingest::{InputBytes, Reject, read_input, rejects_frame, split_partitions};
+use omen_features::ingest::{LineBlocks, Reject, hash_file, read_input, rejects_frame, split_partitions};
 use omen_features::schema::{COMMIT_FILES, COMMITS, DEPLOYMENTS, DatasetSchema, METRICS, REQUESTS};
 use omen_features::{Masker, Store};
 use polars::prelude::*;
@@ -216,10 +216,10 @@ async fn write_rejects(store: &Store, dataset: &str, id: &str, rejects: &[Reject
 
 /// Splits `bytes` into pieces of about `target` bytes ending at line ends, each with the number
 /// of its first line.
-fn line_chunks(bytes: &[u8], target: usize) -> Vec<(u64, &[u8])> {
+fn line_chunks(bytes: &[u8], target: usize, first_line: u64) -> Vec<(u64, &[u8])> {
     let mut out = Vec::new();
     let mut start = 0;
-    let mut line = 1u64;
+    let mut line = first_line;
     while start < bytes.len() {
         let mut end = (start + target).min(bytes.len());
         if end < bytes.len() {
@@ -233,8 +233,10 @@ fn line_chunks(bytes: &[u8], target: usize) -> Vec<(u64, &[u8])> {
     out
 }
 
+/// Bytes parsed by one task.
 const CHUNK: usize = 4 << 20;
-const GROUP: usize = 16;
+/// Bytes read, parsed in parallel and written as one file per partition.
+const BLOCK: usize = 64 << 20;
 
 /// `omen ingest logs`.
 pub async fn ingest_logs(
@@ -280,26 +282,27 @@ async fn ingest_log_file(
     progress: &ProgressBar,
 ) -> Result<(FileSummary, Vec<String>, u64, Option<String>)> {
     let name = path.display().to_string();
-    let input = read_input(path)?;
-    let mut fs = FileSummary { source: name.clone(), bytes: input.raw_len, ..Default::default() };
+    let (content_hash, raw_len) = hash_file(path)?;
+    let mut fs = FileSummary { source: name.clone(), bytes: raw_len, ..Default::default() };
+    let mut blocks = LineBlocks::open(path)?;
+    let mut more = blocks.advance(BLOCK);
+    if !more && let Some(e) = &blocks.error {
+        return Err(Error::input(&name, format!("unreadable: {e}")));
+    }
+    let first = blocks.current();
     let resolved = match format {
-        LogFormat::Auto => match LogFormat::detect(&input.bytes) {
+        LogFormat::Auto => match LogFormat::detect(first) {
             Some(f) => f,
-            None if input.bytes.iter().all(u8::is_ascii_whitespace) => {
-                fs.status = "empty".into();
-                fs.format = "-".into();
-                progress.inc(input.raw_len);
-                let warn = input.error.clone().map(|e| format!("{name}: {e}"));
-                return Ok((fs, vec![], 0, Some(warn.unwrap_or_else(|| format!("{name}: empty file, nothing to ingest")))));
-            }
+            // Empty or blank: nothing to detect; the blank lines become rejects.
+            None if first.iter().all(u8::is_ascii_whitespace) => LogFormat::Combined,
             None => {
-                let first = omen_features::ingest::lines(&input.bytes).next().map(|(_, l)| l).unwrap_or_default();
-                let first = String::from_utf8_lossy(&first[..first.len().min(120)]).into_owned();
+                let line = omen_features::ingest::lines(first).next().map(|(_, l)| l).unwrap_or_default();
+                let line = String::from_utf8_lossy(&line[..line.len().min(120)]).into_owned();
                 return Err(Error::input(
                     &name,
                     format!(
                         "unknown log format: no line of the first 50 parses as combined, common or nginx-json (line 1: `{}`); pass --format",
-                        masker.mask_text(&first)
+                        masker.mask_text(&line)
                     ),
                 ));
             }
@@ -308,31 +311,68 @@ async fn ingest_log_file(
     };
     fs.format = resolved.name().to_string();
     let options = format!("service={service};format={}", format_key(&resolved));
-    let id = source_id("requests", &input.content_hash, &options);
+    let id = source_id("requests", &content_hash, &options);
     if store.get(&manifest_path("requests", &id)).await?.is_some() {
         fs.status = "skipped".into();
-        progress.inc(input.raw_len);
+        progress.inc(raw_len);
         return Ok((fs, vec![], 0, None));
     }
-    let (outputs, written, rows, rejects) = parse_and_write_logs(store, &input, &name, service, &resolved, masker, &id, progress).await?;
-    fs.rows = rows;
+    let mut outputs = Vec::new();
+    let mut written = 0;
+    let mut rejects = Vec::new();
+    let mut next_line = 1u64;
+    let mut group = 0usize;
+    let mut reported = 0u64;
+    while more {
+        let bytes = blocks.current();
+        let chunks = line_chunks(bytes, CHUNK, next_line);
+        let parsed: Vec<std::result::Result<(DataFrame, Vec<Reject>), omen_features::Error>> = chunks
+            .par_iter()
+            .map(|(first, chunk)| LogParser::new(&resolved, masker.clone())?.parse(&name, chunk, *first))
+            .collect();
+        next_line += memchr::memchr_iter(b'\n', bytes).count() as u64;
+        let mut frames = Vec::with_capacity(parsed.len());
+        for r in parsed {
+            let (df, rej) = r?;
+            rejects.extend(rej);
+            frames.push(df);
+        }
+        // Chunks stay separate in memory; the Parquet writer turns them into row groups.
+        let df = frames.into_iter().reduce(|mut a, b| {
+            a.vstack_mut_owned(b).ok();
+            a
+        }).unwrap_or_default();
+        fs.rows += df.height() as u64;
+        let (outs, w) = write_rows(store, &REQUESTS, &df, &format!("part-{}-{group:05}", &id[..16]), Some(service)).await?;
+        outputs.extend(outs);
+        written += w;
+        group += 1;
+        let now = blocks.bytes_read.min(raw_len);
+        progress.inc(now - reported);
+        reported = now;
+        more = blocks.advance(BLOCK);
+    }
+    progress.inc(raw_len - reported);
+    if let Some(err) = &blocks.error {
+        rejects.push(Reject::new(&name, next_line, err.clone(), b""));
+    }
     fs.rejected = rejects.len() as u64;
-    fs.status = if input.bytes.is_empty() { "empty".into() } else { "ingested".into() };
+    let empty = raw_len == 0 || (fs.rows == 0 && rejects.is_empty());
+    fs.status = if empty { "empty".into() } else { "ingested".into() };
     let (rej_path, rej_bytes) = write_rejects(store, "requests", &id[..16], &rejects, masker).await?;
-    let mut outputs = outputs;
     outputs.extend(rej_path);
     let m = Manifest {
         dataset: "requests".into(),
         source: name.clone(),
-        content_hash: input.content_hash.clone(),
+        content_hash,
         options,
         rows: fs.rows,
         rejected: fs.rejected,
-        bytes: input.raw_len,
+        bytes: raw_len,
         outputs: outputs.clone(),
     };
     store.put(&manifest_path("requests", &id), serde_json::to_vec_pretty(&m).unwrap_or_default().into()).await?;
-    let warn = if input.bytes.is_empty() { Some(format!("{name}: empty file, nothing to ingest")) } else { None };
+    let warn = empty.then(|| format!("{name}: empty file, nothing to ingest"));
     Ok((fs, outputs, written + rej_bytes, warn))
 }
 
@@ -341,60 +381,6 @@ fn format_key(f: &LogFormat) -> String {
         LogFormat::Custom(s) => format!("custom:{}", blake3::hash(s.as_bytes()).to_hex()),
         f => f.name().to_string(),
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn parse_and_write_logs(
-    store: &Store,
-    input: &InputBytes,
-    name: &str,
-    service: &str,
-    format: &LogFormat,
-    masker: &Masker,
-    id: &str,
-    progress: &ProgressBar,
-) -> Result<(Vec<String>, u64, u64, Vec<Reject>)> {
-    let chunks = line_chunks(&input.bytes, CHUNK);
-    let scale = input.raw_len as f64 / input.bytes.len().max(1) as f64;
-    let mut outputs = Vec::new();
-    let mut written = 0;
-    let mut rows = 0;
-    let mut rejects = Vec::new();
-    let mut last_line = 0;
-    for (g, group) in chunks.chunks(GROUP).enumerate() {
-        let parsed: Vec<std::result::Result<(DataFrame, Vec<Reject>), omen_features::Error>> = group
-            .par_iter()
-            .map(|(first, bytes)| {
-                let mut p = LogParser::new(format, masker.clone())?;
-                p.parse(name, bytes, *first)
-            })
-            .collect();
-        let mut frames = Vec::with_capacity(parsed.len());
-        for r in parsed {
-            let (df, rej) = r?;
-            rejects.extend(rej);
-            frames.push(df);
-        }
-        let mut df = frames.into_iter().reduce(|mut a, b| {
-            a.vstack_mut_owned(b).ok();
-            a
-        }).unwrap_or_default();
-        df.rechunk_mut_par();
-        rows += df.height() as u64;
-        let (outs, w) = write_rows(store, &REQUESTS, &df, &format!("part-{}-{g:05}", &id[..16]), Some(service)).await?;
-        outputs.extend(outs);
-        written += w;
-        let group_bytes: usize = group.iter().map(|(_, b)| b.len()).sum();
-        progress.inc((group_bytes as f64 * scale) as u64);
-        if let Some((first, bytes)) = group.last() {
-            last_line = first + memchr::memchr_iter(b'\n', bytes).count() as u64;
-        }
-    }
-    if let Some(err) = &input.error {
-        let next = if input.bytes.ends_with(b"\n") || input.bytes.is_empty() { last_line + 1 } else { last_line.max(1) };
-        rejects.push(Reject::new(name, next, err.clone(), b""));
-    }
-    Ok((outputs, written, rows, rejects))
 }
 
 /// Service names become partition folders: letters, digits, `.`, `_` and `-` only.
@@ -486,10 +472,11 @@ pub async fn ingest_metrics_files(store: &Store, inputs: &[String], cfg: &Metric
     let files = expand_inputs(inputs)?;
     let masker = Masker::new(store.mask_key().await?);
     let mut sum = IngestSummary::new("metrics", store);
-    progress.set_length(files.len() as u64);
+    progress.set_length(files.iter().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum());
     let mut failures = Vec::new();
     for path in &files {
         let name = path.display().to_string();
+        let size = path.metadata().map(|m| m.len()).unwrap_or(0);
         let r: Result<()> = async {
             let input = read_input(path)?;
             let format = MetricsFormat::detect(&name, &input.bytes).ok_or_else(|| {
@@ -505,7 +492,7 @@ pub async fn ingest_metrics_files(store: &Store, inputs: &[String], cfg: &Metric
         if let Err(e) = r {
             failures.push(format!("  {name}: {e}"));
         }
-        progress.inc(1);
+        progress.inc(size);
     }
     sum.seconds = t0.elapsed().as_secs_f64();
     if !failures.is_empty() {

@@ -18,6 +18,9 @@ use omen_pipeline::quickstart::{self, QuickstartReport};
 
 use crate::cli::{Cli, Command, Ingest};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();

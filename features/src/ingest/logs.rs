@@ -579,10 +579,10 @@ pub fn split_target(target: &str) -> (&str, Option<String>) {
     if let Some(rest) = t.strip_prefix("http://").or_else(|| t.strip_prefix("https://")) {
         t = rest.find('/').map_or("/", |i| &rest[i..]);
     }
-    if let Some(i) = t.find('#') {
+    if let Some(i) = memchr::memchr(b'#', t.as_bytes()) {
         t = &t[..i];
     }
-    match t.split_once('?') {
+    match memchr::memchr(b'?', t.as_bytes()).map(|i| (&t[..i], &t[i + 1..])) {
         None => (t, None),
         Some((p, q)) => {
             let mut keys: Vec<&str> =
@@ -951,14 +951,19 @@ fn convert<'a>(raw: &Raw<'a>) -> std::result::Result<Row<'a>, String> {
 
 /// `GET /a?b HTTP/1.1` → (`GET`, `/a?b`, `HTTP/1.1`); anything else is malformed: (`-`, None, None).
 fn split_request(req: &str) -> (&str, Option<&str>, Option<&str>) {
-    let mut it = req.split(' ');
-    let (Some(m), Some(t)) = (it.next(), it.next()) else { return ("-", None, None) };
-    let proto = it.next();
-    if it.next().is_some() || !is_method(m) || t.is_empty() {
-        return ("-", None, None);
+    const BAD: (&str, Option<&str>, Option<&str>) = ("-", None, None);
+    let b = req.as_bytes();
+    let Some(i) = memchr::memchr(b' ', b) else { return BAD };
+    let (m, rest) = (&req[..i], &req[i + 1..]);
+    let (t, proto) = match memchr::memchr(b' ', rest.as_bytes()) {
+        None => (rest, None),
+        Some(j) => (&rest[..j], Some(&rest[j + 1..])),
+    };
+    if !is_method(m) || t.is_empty() {
+        return BAD;
     }
     match proto {
-        Some(p) if !p.starts_with("HTTP/") => ("-", None, None),
+        Some(p) if !p.starts_with("HTTP/") || p.as_bytes().contains(&b' ') => BAD,
         _ => (m, Some(t), proto),
     }
 }

@@ -160,6 +160,121 @@ pub fn read_input(path: &Path) -> crate::Result<InputBytes> {
     Ok(InputBytes { bytes: raw, error: None, raw_len, content_hash })
 }
 
+/// BLAKE3 of a file's stored bytes and its size, read in a streaming pass.
+pub fn hash_file(path: &Path) -> crate::Result<(String, u64)> {
+    let err = |e| crate::Error::Read { path: path.to_path_buf(), source: e };
+    let mut f = std::fs::File::open(path).map_err(err)?;
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => {
+                h.update(&buf[..k]);
+                n += k as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(err(e)),
+        }
+    }
+    Ok((h.finalize().to_hex().to_string(), n))
+}
+
+/// A file's content in blocks that end at line ends, gunzipped when the file starts with the
+/// gzip magic bytes. Memory stays bounded by the block size however large the file is.
+pub struct LineBlocks {
+    reader: Box<dyn Read + Send>,
+    buf: Vec<u8>,
+    /// Bytes of `buf` already handed out.
+    consumed: usize,
+    done: bool,
+    gz: bool,
+    /// Why reading stopped early (a truncated or corrupt gzip stream), if it did.
+    pub error: Option<String>,
+    /// Decompressed bytes read so far.
+    pub bytes_read: u64,
+}
+
+impl std::fmt::Debug for LineBlocks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LineBlocks").field("bytes_read", &self.bytes_read).finish_non_exhaustive()
+    }
+}
+
+impl LineBlocks {
+    /// Opens `path`; fails only when it cannot be opened.
+    pub fn open(path: &Path) -> crate::Result<LineBlocks> {
+        let err = |e| crate::Error::Read { path: path.to_path_buf(), source: e };
+        let mut f = std::fs::File::open(path).map_err(err)?;
+        let mut magic = [0u8; 2];
+        let n = f.read(&mut magic).map_err(err)?;
+        use std::io::Seek;
+        f.seek(std::io::SeekFrom::Start(0)).map_err(err)?;
+        let reader: Box<dyn Read + Send> = if n == 2 && magic == [0x1f, 0x8b] {
+            Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, f)))
+        } else {
+            Box::new(f)
+        };
+        let gz = n == 2 && magic == [0x1f, 0x8b];
+        Ok(LineBlocks { reader, buf: Vec::new(), consumed: 0, done: false, gz, error: None, bytes_read: 0 })
+    }
+
+    /// Moves to the next block (see [`LineBlocks::next_block`]); `false` at the end.
+    pub fn advance(&mut self, target: usize) -> bool {
+        self.next_block(target).is_some()
+    }
+
+    /// The block the last [`LineBlocks::advance`] moved to (empty before the first and after the last).
+    pub fn current(&self) -> &[u8] {
+        &self.buf[..self.consumed]
+    }
+
+    /// The next block of about `target` bytes or more, ending at a line end (or at the end of the
+    /// input); `None` at the end.
+    pub fn next_block(&mut self, target: usize) -> Option<&[u8]> {
+        // Keep the unfinished line of the last block.
+        self.buf.drain(..self.consumed);
+        self.consumed = 0;
+        while !self.done && self.buf.len() < target {
+            let len = self.buf.len();
+            let want = (target - len).max(1 << 16);
+            self.buf.resize(len + want, 0);
+            match self.reader.read(&mut self.buf[len..]) {
+                Ok(0) => {
+                    self.buf.truncate(len);
+                    self.done = true;
+                }
+                Ok(k) => {
+                    self.buf.truncate(len + k);
+                    self.bytes_read += k as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.buf.truncate(len),
+                Err(e) => {
+                    self.buf.truncate(len);
+                    let what = if self.gz { "gzip stream" } else { "read" };
+                    self.error = Some(format!("{what} broke off after {} decompressed bytes: {e}", self.bytes_read));
+                    self.done = true;
+                }
+            }
+        }
+        if self.buf.is_empty() {
+            return None;
+        }
+        let end = if self.done {
+            self.buf.len()
+        } else {
+            match memchr::memrchr(b'\n', &self.buf) {
+                Some(i) => i + 1,
+                // One line longer than the block: hand it out whole once it is complete.
+                None => return self.next_block(self.buf.len() * 2),
+            }
+        };
+        self.consumed = end;
+        Some(&self.buf[..end])
+    }
+}
+
 /// Iterates over `(line number, line)` of `bytes`: `\n`-separated, a trailing `\r` removed,
 /// the empty piece after a final newline not counted.
 pub fn lines(bytes: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
@@ -189,5 +304,45 @@ mod tests {
         assert_eq!(v, vec![(1, &b"a"[..]), (2, &b""[..]), (3, &b"b"[..]), (4, &b"c"[..])]);
         assert_eq!(lines(b"a\n").count(), 1);
         assert_eq!(lines(b"").count(), 0);
+    }
+
+    #[test]
+    fn line_blocks_end_at_line_ends_and_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.log");
+        let mut text = Vec::new();
+        for i in 0..500 {
+            text.extend_from_slice(format!("line {i} {}\n", "x".repeat(i % 37)).as_bytes());
+        }
+        text.extend_from_slice(&[b'y'; 3000]); // longer than a block, no final newline
+        std::fs::write(&path, &text).unwrap();
+        let mut b = LineBlocks::open(&path).unwrap();
+        let mut seen = Vec::new();
+        while b.advance(256) {
+            let block = b.current();
+            assert!(block.ends_with(b"\n") || seen.len() + block.len() == text.len());
+            seen.extend_from_slice(block);
+        }
+        assert_eq!(seen, text);
+        assert!(b.error.is_none());
+        assert_eq!(b.bytes_read, text.len() as u64);
+    }
+
+    #[test]
+    fn a_truncated_gzip_keeps_what_it_read_and_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.log.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut enc, &b"a line\n".repeat(10_000)).unwrap();
+        let mut gz = enc.finish().unwrap();
+        gz.truncate(gz.len() / 2);
+        std::fs::write(&path, &gz).unwrap();
+        let mut b = LineBlocks::open(&path).unwrap();
+        let mut n = 0;
+        while b.advance(1 << 12) {
+            n += b.current().len();
+        }
+        assert!(n > 0);
+        assert!(b.error.as_deref().unwrap_or("").contains("gzip stream broke off"), "{:?}", b.error);
     }
 }
