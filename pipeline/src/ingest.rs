@@ -17,7 +17,7 @@ use omen_features::ingest::commits::{CommitOptions, read_commits};
 use omen_features::ingest::deployments::{DeploymentsFormat, parse_deployments};
 use omen_features::ingest::logs::{LogFormat, LogParser};
 use omen_features::ingest::metrics::{MetricsFormat, MetricsOptions, parse_metrics};
-use omen_features::ingest::{LineBlocks, Reject, hash_file, read_input, rejects_frame, split_partitions};
+use omen_features::ingest::{LineBlocks, Reject, hash_file_with_prefix, read_input, rejects_frame, split_partitions};
 use omen_features::schema::{COMMIT_FILES, COMMITS, DEPLOYMENTS, DatasetSchema, METRICS, REQUESTS};
 use omen_features::{Masker, Store};
 use polars::prelude::*;
@@ -177,6 +177,38 @@ struct Manifest {
     outputs: Vec<String>,
 }
 
+impl Manifest {
+    fn new(dataset: &str, fs: &FileSummary, content_hash: &str, options: String, outputs: &[String]) -> Self {
+        Manifest {
+            dataset: dataset.into(),
+            source: fs.source.clone(),
+            content_hash: content_hash.into(),
+            options,
+            rows: fs.rows,
+            rejected: fs.rejected,
+            bytes: fs.bytes,
+            outputs: outputs.to_vec(),
+        }
+    }
+
+    /// Written last: its presence says the source is wholly in the store.
+    async fn save(&self, store: &Store, id: &str) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::input(&self.source, e.to_string()))?;
+        store.put(&manifest_path(&self.dataset, id), json.into()).await?;
+        Ok(())
+    }
+}
+
+/// The frames one under the other (their chunks kept, not copied); `None` for none.
+fn vstack_all(frames: Vec<DataFrame>) -> PolarsResult<Option<DataFrame>> {
+    let mut it = frames.into_iter();
+    let Some(mut acc) = it.next() else { return Ok(None) };
+    for f in it {
+        acc.vstack_mut_owned(f)?;
+    }
+    Ok(Some(acc))
+}
+
 /// Writes `rows` under the dataset's partitions and `rejects` under `_rejects/`; returns paths and
 /// bytes written.
 async fn write_rows(
@@ -282,45 +314,47 @@ async fn ingest_log_file(
     progress: &ProgressBar,
 ) -> Result<(FileSummary, Vec<String>, u64, Option<String>)> {
     let name = path.display().to_string();
-    let (content_hash, raw_len) = hash_file(path)?;
+    // A log that grew since it was last ingested (same path, same service, its old bytes
+    // unchanged) is read from where that ingest stopped, so its old lines are not added twice.
+    let tail_key = tail_key(path, service);
+    let earlier: Option<TailEntry> = store.get(&tail_key).await?.and_then(|b| serde_json::from_slice(&b).ok());
+    let (content_hash, raw_len, prefix_hash) = hash_file_with_prefix(path, earlier.as_ref().map(|e| e.bytes))?;
+    let mut resume = earlier.filter(|e| {
+        !e.gz && e.bytes > 0 && e.bytes < raw_len && prefix_hash.as_deref() == Some(e.content_hash.as_str())
+    });
     let mut fs = FileSummary { source: name.clone(), bytes: raw_len, ..Default::default() };
-    let mut blocks = LineBlocks::open(path)?;
-    let mut more = blocks.advance(BLOCK);
-    if !more && let Some(e) = &blocks.error {
-        return Err(Error::input(&name, format!("unreadable: {e}")));
-    }
-    let first = blocks.current();
-    let resolved = match format {
-        LogFormat::Auto => match LogFormat::detect(first) {
-            Some(f) => f,
-            // Empty or blank: nothing to detect; the blank lines become rejects.
-            None if first.iter().all(u8::is_ascii_whitespace) => LogFormat::Combined,
-            None => {
-                let line = omen_features::ingest::lines(first).next().map(|(_, l)| l).unwrap_or_default();
-                let line = String::from_utf8_lossy(&line[..line.len().min(120)]).into_owned();
-                return Err(Error::input(
-                    &name,
-                    format!(
-                        "unknown log format: no line of the first 50 parses as combined, common or nginx-json (line 1: `{}`); pass --format",
-                        masker.mask_text(&line)
-                    ),
-                ));
-            }
-        },
-        f => f.clone(),
+    let (mut blocks, resolved, options) = loop {
+        let mut blocks = LineBlocks::open_at(path, resume.as_ref().map_or(0, |e| e.bytes))?;
+        let more = blocks.advance(BLOCK);
+        if !more && let Some(e) = &blocks.error {
+            return Err(Error::input(&name, format!("unreadable: {e}")));
+        }
+        let resolved = match format {
+            LogFormat::Auto => match resume.as_ref().and_then(|e| e.format.clone()) {
+                Some(earlier_format) => earlier_format,
+                None => detect_format(&name, blocks.current(), masker)?,
+            },
+            f => f.clone(),
+        };
+        let options = format!("service={service};format={}", format_key(&resolved));
+        match &resume {
+            Some(e) if e.options != options => resume = None, // another format: read it all again
+            _ => break (blocks, resolved, options),
+        }
     };
     fs.format = resolved.name().to_string();
-    let options = format!("service={service};format={}", format_key(&resolved));
+    let gz = blocks.is_gzip();
     let id = source_id("requests", &content_hash, &options);
     if store.get(&manifest_path("requests", &id)).await?.is_some() {
         fs.status = "skipped".into();
         progress.inc(raw_len);
         return Ok((fs, vec![], 0, None));
     }
+    let mut more = !blocks.current().is_empty();
     let mut outputs = Vec::new();
     let mut written = 0;
     let mut rejects = Vec::new();
-    let mut next_line = 1u64;
+    let mut next_line = resume.as_ref().map_or(1, |e| e.lines + 1);
     let mut group = 0usize;
     let mut reported = 0u64;
     while more {
@@ -338,10 +372,7 @@ async fn ingest_log_file(
             frames.push(df);
         }
         // Chunks stay separate in memory; the Parquet writer turns them into row groups.
-        let df = frames.into_iter().reduce(|mut a, b| {
-            a.vstack_mut_owned(b).ok();
-            a
-        }).unwrap_or_default();
+        let df = vstack_all(frames)?.unwrap_or_default();
         fs.rows += df.height() as u64;
         let (outs, w) = write_rows(store, &REQUESTS, &df, &format!("part-{}-{group:05}", &id[..16]), Some(service)).await?;
         outputs.extend(outs);
@@ -361,19 +392,79 @@ async fn ingest_log_file(
     fs.status = if empty { "empty".into() } else { "ingested".into() };
     let (rej_path, rej_bytes) = write_rejects(store, "requests", &id[..16], &rejects, masker).await?;
     outputs.extend(rej_path);
-    let m = Manifest {
-        dataset: "requests".into(),
-        source: name.clone(),
-        content_hash,
-        options,
-        rows: fs.rows,
-        rejected: fs.rejected,
+    let tail = TailEntry {
         bytes: raw_len,
-        outputs: outputs.clone(),
+        lines: next_line - 1,
+        content_hash: content_hash.clone(),
+        options: options.clone(),
+        format: Some(resolved.clone()),
+        gz,
     };
-    store.put(&manifest_path("requests", &id), serde_json::to_vec_pretty(&m).unwrap_or_default().into()).await?;
+    Manifest::new("requests", &fs, &content_hash, options, &outputs).save(store, &id).await?;
+    store.put(&tail_key, serde_json::to_vec_pretty(&tail).unwrap_or_default().into()).await?;
+    if resume.is_some() {
+        fs.status = "appended".into();
+    }
     let warn = empty.then(|| format!("{name}: empty file, nothing to ingest"));
     Ok((fs, outputs, written + rej_bytes, warn))
+}
+
+/// Where an ingested log file stopped, by path and service.
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct TailEntry {
+    /// Bytes of the file ingested.
+    bytes: u64,
+    /// Lines in those bytes.
+    lines: u64,
+    /// BLAKE3 of those bytes.
+    content_hash: String,
+    options: String,
+    #[serde(with = "format_serde")]
+    format: Option<LogFormat>,
+    gz: bool,
+}
+
+mod format_serde {
+    use omen_features::ingest::logs::LogFormat;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(f: &Option<LogFormat>, s: S) -> Result<S::Ok, S::Error> {
+        match f {
+            Some(LogFormat::Custom(t)) => s.serialize_some(t.as_str()),
+            Some(f) => s.serialize_some(f.name()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LogFormat>, D::Error> {
+        let v: Option<String> = Option::deserialize(d)?;
+        Ok(v.and_then(|t| LogFormat::parse(&t).ok()))
+    }
+}
+
+fn tail_key(path: &Path, service: &str) -> String {
+    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let h = blake3::hash(format!("{service}\0{}", abs.display()).as_bytes());
+    format!("_manifest/requests/by-path/{}.json", &h.to_hex()[..32])
+}
+
+fn detect_format(name: &str, first: &[u8], masker: &Masker) -> Result<LogFormat> {
+    match LogFormat::detect(first) {
+        Some(f) => Ok(f),
+        // Empty or blank: nothing to detect; blank lines become rejects.
+        None if first.iter().all(u8::is_ascii_whitespace) => Ok(LogFormat::Combined),
+        None => {
+            let line = omen_features::ingest::lines(first).next().map(|(_, l)| l).unwrap_or_default();
+            let line = String::from_utf8_lossy(&line[..line.len().min(120)]).into_owned();
+            Err(Error::input(
+                name,
+                format!(
+                    "unknown log format: no line of the first 50 parses as combined, common or nginx-json (line 1: `{}`); pass --format",
+                    masker.mask_text(&line)
+                ),
+            ))
+        }
+    }
 }
 
 fn format_key(f: &LogFormat) -> String {
@@ -530,17 +621,7 @@ async fn ingest_metric_bytes(
     fs.rows = df.height() as u64;
     fs.rejected = rejects.len() as u64;
     fs.status = if bytes.is_empty() { "empty".into() } else { "ingested".into() };
-    let m = Manifest {
-        dataset: "metrics".into(),
-        source: name.into(),
-        content_hash: content_hash.into(),
-        options,
-        rows: fs.rows,
-        rejected: fs.rejected,
-        bytes: fs.bytes,
-        outputs: outputs.clone(),
-    };
-    store.put(&manifest_path("metrics", &id), serde_json::to_vec_pretty(&m).unwrap_or_default().into()).await?;
+    Manifest::new("metrics", &fs, content_hash, options, &outputs).save(store, &id).await?;
     sum.outputs.extend(outputs);
     sum.bytes_written += written + rb;
     sum.add(fs);
@@ -623,10 +704,7 @@ pub async fn ingest_deployments(store: &Store, inputs: &[String]) -> Result<Inge
     if !failures.is_empty() {
         return Err(Error::Several { count: failures.len(), list: failures.join("\n") });
     }
-    let Some(new) = frames.into_iter().reduce(|mut a, b| {
-        a.vstack_mut_owned(b).ok();
-        a
-    }) else {
+    let Some(new) = vstack_all(frames)? else {
         return Ok(sum);
     };
     let services: HashSet<String> = new.column("service")?.str()?.iter().flatten().map(str::to_string).collect();

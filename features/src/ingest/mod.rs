@@ -162,9 +162,17 @@ pub fn read_input(path: &Path) -> crate::Result<InputBytes> {
 
 /// BLAKE3 of a file's stored bytes and its size, read in a streaming pass.
 pub fn hash_file(path: &Path) -> crate::Result<(String, u64)> {
+    hash_file_with_prefix(path, None).map(|(h, n, _)| (h, n))
+}
+
+/// Like [`hash_file`], and in the same pass the BLAKE3 of the first `prefix` bytes (`None` when the
+/// file is shorter): how an appended-to log is recognised.
+pub fn hash_file_with_prefix(path: &Path, prefix: Option<u64>) -> crate::Result<(String, u64, Option<String>)> {
     let err = |e| crate::Error::Read { path: path.to_path_buf(), source: e };
     let mut f = std::fs::File::open(path).map_err(err)?;
     let mut h = blake3::Hasher::new();
+    let mut ph = blake3::Hasher::new();
+    let mut prefix_hash = None;
     let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;
     loop {
@@ -172,13 +180,25 @@ pub fn hash_file(path: &Path) -> crate::Result<(String, u64)> {
             Ok(0) => break,
             Ok(k) => {
                 h.update(&buf[..k]);
+                if let Some(p) = prefix
+                    && prefix_hash.is_none()
+                {
+                    let take = (p.saturating_sub(n)).min(k as u64) as usize;
+                    ph.update(&buf[..take]);
+                    if n + take as u64 == p {
+                        prefix_hash = Some(ph.finalize().to_hex().to_string());
+                    }
+                }
                 n += k as u64;
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(err(e)),
         }
     }
-    Ok((h.finalize().to_hex().to_string(), n))
+    if prefix == Some(0) {
+        prefix_hash = Some(ph.finalize().to_hex().to_string());
+    }
+    Ok((h.finalize().to_hex().to_string(), n, prefix_hash))
 }
 
 /// A file's content in blocks that end at line ends, gunzipped when the file starts with the
@@ -205,12 +225,19 @@ impl std::fmt::Debug for LineBlocks {
 impl LineBlocks {
     /// Opens `path`; fails only when it cannot be opened.
     pub fn open(path: &Path) -> crate::Result<LineBlocks> {
+        Self::open_at(path, 0)
+    }
+
+    /// Opens `path` at byte `offset` of a plain file (an appended-to log's new tail). Gzip files
+    /// are always read from their start.
+    pub fn open_at(path: &Path, offset: u64) -> crate::Result<LineBlocks> {
         let err = |e| crate::Error::Read { path: path.to_path_buf(), source: e };
         let mut f = std::fs::File::open(path).map_err(err)?;
         let mut magic = [0u8; 2];
         let n = f.read(&mut magic).map_err(err)?;
         use std::io::Seek;
-        f.seek(std::io::SeekFrom::Start(0)).map_err(err)?;
+        let is_gz = n == 2 && magic == [0x1f, 0x8b];
+        f.seek(std::io::SeekFrom::Start(if is_gz { 0 } else { offset })).map_err(err)?;
         let reader: Box<dyn Read + Send> = if n == 2 && magic == [0x1f, 0x8b] {
             Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, f)))
         } else {
@@ -218,6 +245,11 @@ impl LineBlocks {
         };
         let gz = n == 2 && magic == [0x1f, 0x8b];
         Ok(LineBlocks { reader, buf: Vec::new(), consumed: 0, done: false, gz, error: None, bytes_read: 0 })
+    }
+
+    /// Whether the file is gzip-compressed.
+    pub fn is_gzip(&self) -> bool {
+        self.gz
     }
 
     /// Moves to the next block (see [`LineBlocks::next_block`]); `false` at the end.

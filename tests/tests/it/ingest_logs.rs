@@ -219,3 +219,37 @@ fn bad_input_is_counted_rejected_and_never_panics() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown log format `nonsense`"));
 }
+
+#[test]
+fn a_log_that_grew_adds_only_its_new_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let s = store.to_str().unwrap();
+    let lines: Vec<&str> = COMBINED.lines().collect();
+    let path = dir.path().join("growing.log");
+    std::fs::write(&path, format!("{}\n{}\n", lines[0], lines[1])).unwrap();
+    let p = path.to_str().unwrap();
+    let j = json_ok(&omen(dir.path(), &["ingest", "logs", p, "--service", "web", "--store", s, "--json"]));
+    assert_eq!(j["rows_written"], 2, "{j}");
+    // The server appends; the scheduled ingest runs again.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    writeln!(f, "{}", lines[2]).unwrap();
+    drop(f);
+    let j = json_ok(&omen(dir.path(), &["ingest", "logs", p, "--service", "web", "--store", s, "--json"]));
+    assert_eq!(j["rows_written"], 1, "only the appended line is new: {j}");
+    assert_eq!(j["files"][0]["status"], "appended", "{j}");
+    // Nothing new: nothing added.
+    let j = json_ok(&omen(dir.path(), &["ingest", "logs", p, "--service", "web", "--store", s, "--json"]));
+    assert_eq!(j["rows_written"], 0, "{j}");
+    let script = r#"
+import sys, json, pyarrow.dataset as ds
+t = ds.dataset(sys.argv[1] + "/requests", format="parquet", partitioning="hive").to_table()
+print(json.dumps(sorted(t.column("source_line").to_pylist())))
+"#;
+    assert_eq!(run_python(script, &[s]).unwrap().trim(), "[1, 2, 3]");
+    // A rewritten file (its old bytes changed) is a new source, read whole.
+    std::fs::write(&path, format!("{}\n", lines[3])).unwrap();
+    let j = json_ok(&omen(dir.path(), &["ingest", "logs", p, "--service", "web", "--store", s, "--json"]));
+    assert_eq!(j["rows_written"], 1, "{j}");
+    assert_eq!(j["files"][0]["status"], "ingested", "{j}");
+}

@@ -10,24 +10,13 @@ fn quickstart_ingests_every_sample_and_rerunning_adds_nothing() {
     let config = workspace_root().join("data/samples/omen.toml");
     let c = config.to_str().unwrap();
     let j = json_ok(&omen(dir.path(), &["quickstart", "--config", c, "--store", s, "--json"]));
-    let counts: std::collections::BTreeMap<String, u64> = j["datasets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| (d["dataset"].as_str().unwrap().to_string(), d["rows"].as_u64().unwrap()))
-        .collect();
+    let counts = row_counts(&j);
     for ds in ["requests", "commits", "commit_files", "metrics", "deployments"] {
         assert!(counts[ds] > 0, "{ds} is empty after quickstart: {j}");
     }
     let first = counts.clone();
     let j2 = json_ok(&omen(dir.path(), &["quickstart", "--config", c, "--store", s, "--json"]));
-    let again: std::collections::BTreeMap<String, u64> = j2["datasets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| (d["dataset"].as_str().unwrap().to_string(), d["rows"].as_u64().unwrap()))
-        .collect();
-    assert_eq!(first, again, "a second quickstart changed the store");
+    assert_eq!(first, row_counts(&j2), "a second quickstart changed the store");
 
     // Every dataset reads back with pyarrow with the documented columns and types.
     let mut expected = serde_json::Map::new();
@@ -53,4 +42,13 @@ print(json.dumps(bad))
 "#;
     let bad = run_python(script, &[s, &serde_json::Value::Object(expected).to_string()]).unwrap();
     assert_eq!(bad.trim(), "[]", "schema mismatches: {bad}");
+}
+
+fn row_counts(summary: &serde_json::Value) -> std::collections::BTreeMap<String, u64> {
+    summary["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["dataset"].as_str().unwrap().to_string(), d["rows"].as_u64().unwrap()))
+        .collect()
 }
