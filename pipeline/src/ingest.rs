@@ -5,8 +5,14 @@
 //! and the options that change its rows (service, format). Its outputs have names derived from
 //! that id, and `_manifest/<dataset>/<id>.json` is written last: a second run of the same input
 //! finds the manifest and skips it; a run that crashed half-way rewrote nothing under another
-//! name, so re-running it overwrites the same files. Commits are deduplicated by `sha` and
-//! deployments by `deployment_id` against what the store already holds.
+//! name, so re-running it overwrites the same files. A log file that grew since its last ingest
+//! (same path and service, its earlier bytes unchanged: `_manifest/requests/by-path/`) is read
+//! from where that ingest stopped, with line numbers that continue. Commits are deduplicated by
+//! `sha` and deployments by `deployment_id` against what the store already holds.
+//!
+//! Logs are read in 64 MB blocks that end at line ends, each cut into 4 MB chunks parsed in
+//! parallel (rayon) and written as one Parquet file per partition, so memory does not grow with
+//! the file.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
