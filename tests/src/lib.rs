@@ -25,18 +25,20 @@ fn bin_dir() -> PathBuf {
 
 static BUILD: Mutex<()> = Mutex::new(());
 
-/// Path of a workspace binary (`omen`, `omen-serve`), built first if `cargo test` has not.
+/// Path of a workspace binary (`omen`, `omen-serve`). `cargo test --workspace` builds both (their
+/// packages have integration tests); a run of this crate alone builds them first, with the same
+/// package selection as the workspace test so no dependency is rebuilt with other features.
 pub fn bin(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
     let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     if !path.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--bin", name])
+            .args(["test", "--workspace", "--no-run"])
             .current_dir(workspace_root())
             .status()
             .expect("running cargo build");
-        assert!(status.success(), "cargo build --bin {name} failed");
+        assert!(status.success(), "cargo test --workspace --no-run failed");
     }
     path
 }
