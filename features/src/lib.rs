@@ -7,6 +7,7 @@ pub mod error;
 pub mod ingest;
 pub mod mask;
 pub mod schema;
+pub mod stats;
 pub mod store;
 
 pub use error::{Error, Result};

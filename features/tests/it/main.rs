@@ -4,3 +4,4 @@ mod commits;
 mod logs;
 mod metrics;
 mod schema_docs;
+mod stats;
