@@ -34,8 +34,14 @@ impl Masker {
 
     /// 16 hex digits of the keyed BLAKE3 hash of `value`.
     pub fn mask(&self, value: &str) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let h = blake3::keyed_hash(&self.key, value.as_bytes());
-        hex::encode(&h.as_bytes()[..8])
+        let mut out = String::with_capacity(16);
+        for &b in &h.as_bytes()[..8] {
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        }
+        out
     }
 
     /// Replaces IPv4 and IPv6 addresses and e-mail addresses in free text with masked ids

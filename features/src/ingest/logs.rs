@@ -318,7 +318,8 @@ fn parse_template<'a>(t: &Template, line: &'a str) -> std::result::Result<Raw<'a
                         let quoted = prev_quote && l.first() == Some(&b'"');
                         let mut from = pos;
                         loop {
-                            let Some(k) = finder.find(&b[from..]) else {
+                            let found = if l.len() == 1 { memchr::memchr(l[0], &b[from..]) } else { finder.find(&b[from..]) };
+                            let Some(k) = found else {
                                 return Err(format!(
                                     "field {} (`{:?}`) is not closed by `{}`",
                                     i / 2 + 1,
@@ -889,16 +890,18 @@ impl LogParser {
 
 /// The UTC day (`YYYY-MM-DD`) of each timestamp, as the `date` partition column.
 fn day_strings(ts: &[i64]) -> Column {
-    let mut cache: HashMap<i64, String> = HashMap::new();
+    // Logs are in time order: remember the last day rather than hashing every row.
+    let mut last: Option<(i64, String)> = None;
     let mut b = StringChunkedBuilder::new("date".into(), ts.len());
     for &t in ts {
         let day = t.div_euclid(86_400_000_000);
-        let s = cache.entry(day).or_insert_with(|| {
-            chrono::DateTime::from_timestamp(day * 86_400, 0)
+        if last.as_ref().is_none_or(|(d, _)| *d != day) {
+            let s = chrono::DateTime::from_timestamp(day * 86_400, 0)
                 .map(|d| d.format("%Y-%m-%d").to_string())
-                .unwrap_or_else(|| "invalid".into())
-        });
-        b.append_value(s.as_str());
+                .unwrap_or_else(|| "invalid".into());
+            last = Some((day, s));
+        }
+        b.append_value(last.as_ref().map_or("invalid", |(_, s)| s.as_str()));
     }
     b.finish().into_column()
 }
