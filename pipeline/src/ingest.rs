@@ -25,6 +25,7 @@ use omen_features::ingest::logs::{LogFormat, LogParser};
 use omen_features::ingest::metrics::{MetricsFormat, MetricsOptions, parse_metrics};
 use omen_features::ingest::{LineBlocks, Reject, hash_file_with_prefix, read_input, rejects_frame, split_partitions};
 use omen_features::schema::{COMMIT_FILES, COMMITS, DEPLOYMENTS, DatasetSchema, METRICS, REQUESTS};
+use omen_features::store::encode_parquet;
 use omen_features::{Masker, Store};
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -679,6 +680,7 @@ pub async fn ingest_deployments(store: &Store, inputs: &[String]) -> Result<Inge
     let masker = Masker::new(store.mask_key().await?);
     let mut sum = IngestSummary::new("deployments", store);
     let mut frames = Vec::new();
+    let mut summaries = Vec::new();
     let mut failures = Vec::new();
     for path in &files {
         let name = path.display().to_string();
@@ -691,7 +693,7 @@ pub async fn ingest_deployments(store: &Store, inputs: &[String]) -> Result<Inge
             let (rej, rb) = write_rejects(store, "deployments", &id[..16], &rejects, &masker).await?;
             sum.outputs.extend(rej);
             sum.bytes_written += rb;
-            sum.add(FileSummary {
+            summaries.push(FileSummary {
                 source: name.clone(),
                 status: if input.bytes.is_empty() { "empty".into() } else { "ingested".into() },
                 format: format!("{format:?}"),
@@ -711,6 +713,7 @@ pub async fn ingest_deployments(store: &Store, inputs: &[String]) -> Result<Inge
         return Err(Error::Several { count: failures.len(), list: failures.join("\n") });
     }
     let Some(new) = vstack_all(frames)? else {
+        summaries.into_iter().for_each(|f| sum.add(f));
         return Ok(sum);
     };
     let services: HashSet<String> = new.column("service")?.str()?.iter().flatten().map(str::to_string).collect();
@@ -723,9 +726,26 @@ pub async fn ingest_deployments(store: &Store, inputs: &[String]) -> Result<Inge
     .unique_stable(Some(cols(["deployment_id"])), UniqueKeepStrategy::First)
     .sort(["service", "started_at", "deployment_id"], Default::default())
     .collect()?;
-    let (outs, written) = write_rows(store, &DEPLOYMENTS, &merged, "part-0", None).await?;
-    sum.outputs.extend(outs);
-    sum.bytes_written += written;
+    // One file per service, rewritten only when its content changes: re-ingesting the same
+    // records writes nothing and says so.
+    let mut changed = false;
+    for (part, mut frame) in split_partitions(&merged, &DEPLOYMENTS)? {
+        let rel = format!("{}/{part}/part-0.parquet", DEPLOYMENTS.name);
+        let bytes = encode_parquet(&mut frame)?;
+        if store.get(&rel).await?.as_deref() != Some(bytes.as_slice()) {
+            sum.bytes_written += bytes.len() as u64;
+            store.put(&rel, bytes.into()).await?;
+            sum.outputs.push(rel);
+            changed = true;
+        }
+    }
+    for mut f in summaries {
+        if !changed && f.status == "ingested" {
+            f.status = "skipped".into();
+            f.rows = 0;
+        }
+        sum.add(f);
+    }
     sum.seconds = t0.elapsed().as_secs_f64();
     Ok(sum)
 }

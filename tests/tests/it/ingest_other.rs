@@ -48,6 +48,9 @@ fn metrics_files_in_every_format_and_deployments() {
     let deps = sample("deployments/deployments.jsonl");
     let j = json_ok(&omen(dir.path(), &["ingest", "deployments", &deps, "--store", s, "--json"]));
     assert_eq!(j["rows_written"], 6, "{j}");
+    let j = json_ok(&omen(dir.path(), &["ingest", "deployments", &deps, "--store", s, "--json"]));
+    assert_eq!(j["rows_written"], 0, "the same records again change nothing: {j}");
+    assert_eq!(j["files_skipped"], 1, "{j}");
     // Re-ingesting (even a changed record) keeps one row per deployment_id.
     let changed = std::fs::read_to_string(&deps).unwrap().replace("\"rolled_back\"", "\"failed\"");
     let f2 = dir.path().join("changed.jsonl");
