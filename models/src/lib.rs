@@ -1,5 +1,13 @@
 //! `omen-models`: models of deployment failure and performance — histogram GBDT, LSTM (burn),
 //! k-means request profiles, the statistical judges, calibration, and the model registry.
 //!
-//! Empty for now: the models arrive with their issues. This crate knows no protobuf and no CLI;
-//! it depends on `omen-features` for schemas and the store, never the other way round.
+//! This crate knows no protobuf and no CLI; it depends on `omen-features` for schemas, the store
+//! and the statistics, never the other way round.
+//!
+//! - [`judge`]: the reference judge `mann-whitney`, with the semantics of Kayenta's
+//!   NetflixACAJudge (DESIGN §5, §6).
+
+mod error;
+pub mod judge;
+
+pub use error::{Error, Result};
