@@ -31,6 +31,7 @@ mod control;
 mod hodges_lehmann;
 mod mann_whitney;
 mod rates;
+mod sequential;
 mod summary;
 mod trend;
 
@@ -40,6 +41,7 @@ pub use mann_whitney::{MannWhitney, MwuMethod, mann_whitney_u, mann_whitney_u_wi
 pub use rates::{
     ErrorCounts, EventCounts, PoissonRateTest, RateMethod, TwoProportionTest, poisson_rate_test, two_proportion_test,
 };
+pub use sequential::{SequentialParams, SequentialState, SequentialTest};
 pub use summary::{Ratio, Ratios, mean, median, quantile, ratio_of_means, ratio_of_quantiles, ratios};
 pub use trend::{DifferenceTrend, LinearTrend, MannKendall, difference_trend, linear_trend, mann_kendall};
 

@@ -4,4 +4,5 @@ mod commits;
 mod logs;
 mod metrics;
 mod schema_docs;
+mod sequential;
 mod stats;
