@@ -254,8 +254,8 @@ async fn write_rejects(store: &Store, dataset: &str, id: &str, rejects: &[Reject
 }
 
 /// Splits `bytes` into pieces of about `target` bytes ending at line ends, each with the number
-/// of its first line.
-fn line_chunks(bytes: &[u8], target: usize, first_line: u64) -> Vec<(u64, &[u8])> {
+/// of its first line; also returns the number of the line after `bytes`.
+fn line_chunks(bytes: &[u8], target: usize, first_line: u64) -> (Vec<(u64, &[u8])>, u64) {
     let mut out = Vec::new();
     let mut start = 0;
     let mut line = first_line;
@@ -269,7 +269,7 @@ fn line_chunks(bytes: &[u8], target: usize, first_line: u64) -> Vec<(u64, &[u8])
         line += memchr::memchr_iter(b'\n', chunk).count() as u64;
         start = end;
     }
-    out
+    (out, line)
 }
 
 /// Bytes parsed by one task.
@@ -366,12 +366,12 @@ async fn ingest_log_file(
     let mut reported = 0u64;
     while more {
         let bytes = blocks.current();
-        let chunks = line_chunks(bytes, CHUNK, next_line);
+        let (chunks, after) = line_chunks(bytes, CHUNK, next_line);
         let parsed: Vec<std::result::Result<(DataFrame, Vec<Reject>), omen_features::Error>> = chunks
             .par_iter()
             .map(|(first, chunk)| LogParser::new(&resolved, masker.clone())?.parse(&name, chunk, *first))
             .collect();
-        next_line += memchr::memchr_iter(b'\n', bytes).count() as u64;
+        next_line = after;
         let mut frames = Vec::with_capacity(parsed.len());
         for r in parsed {
             let (df, rej) = r?;

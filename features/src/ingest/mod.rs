@@ -138,26 +138,10 @@ pub struct InputBytes {
 /// Reads `path`, decompressing gzip. A gzip stream that breaks off keeps what was decoded
 /// and says why in `error`. Fails only when the file cannot be opened or read at all.
 pub fn read_input(path: &Path) -> crate::Result<InputBytes> {
-    let raw = std::fs::read(path).map_err(|e| crate::Error::Read { path: path.to_path_buf(), source: e })?;
-    let content_hash = blake3::hash(&raw).to_hex().to_string();
-    let raw_len = raw.len() as u64;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        let mut dec = flate2::read::MultiGzDecoder::new(&raw[..]);
-        let mut buf = vec![0u8; 1 << 16];
-        let error = loop {
-            match dec.read(&mut buf) {
-                Ok(0) => break None,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    break Some(format!("gzip stream broke off after {} decompressed bytes: {e}", out.len()))
-                }
-            }
-        };
-        return Ok(InputBytes { bytes: out, error, raw_len, content_hash });
-    }
-    Ok(InputBytes { bytes: raw, error: None, raw_len, content_hash })
+    let (content_hash, raw_len) = hash_file(path)?;
+    let mut blocks = LineBlocks::open(path)?;
+    blocks.fill(usize::MAX);
+    Ok(InputBytes { bytes: std::mem::take(&mut blocks.buf), error: blocks.error, raw_len, content_hash })
 }
 
 /// BLAKE3 of a file's stored bytes and its size, read in a streaming pass.
@@ -268,9 +252,28 @@ impl LineBlocks {
         // Keep the unfinished line of the last block.
         self.buf.drain(..self.consumed);
         self.consumed = 0;
+        self.fill(target);
+        if self.buf.is_empty() {
+            return None;
+        }
+        let end = if self.done {
+            self.buf.len()
+        } else {
+            match memchr::memrchr(b'\n', &self.buf) {
+                Some(i) => i + 1,
+                // One line longer than the block: hand it out whole once it is complete.
+                None => return self.next_block(self.buf.len() * 2),
+            }
+        };
+        self.consumed = end;
+        Some(&self.buf[..end])
+    }
+
+    /// Reads until `buf` holds `target` bytes or the input ends (or breaks off: `error`).
+    fn fill(&mut self, target: usize) {
         while !self.done && self.buf.len() < target {
             let len = self.buf.len();
-            let want = (target - len).max(1 << 16);
+            let want = (target - len).clamp(1 << 16, 64 << 20);
             self.buf.resize(len + want, 0);
             match self.reader.read(&mut self.buf[len..]) {
                 Ok(0) => {
@@ -290,20 +293,6 @@ impl LineBlocks {
                 }
             }
         }
-        if self.buf.is_empty() {
-            return None;
-        }
-        let end = if self.done {
-            self.buf.len()
-        } else {
-            match memchr::memrchr(b'\n', &self.buf) {
-                Some(i) => i + 1,
-                // One line longer than the block: hand it out whole once it is complete.
-                None => return self.next_block(self.buf.len() * 2),
-            }
-        };
-        self.consumed = end;
-        Some(&self.buf[..end])
     }
 }
 
