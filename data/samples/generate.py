@@ -141,8 +141,10 @@ def repo():
     return shas
 
 
-def metrics(shas):
-    start = T0 + dt.timedelta(hours=20)
+def metrics(deps):
+    # The checkout samples cover the rolled-back deployment d-0003 from its canary start; the
+    # memory samples carry no deployment label (omen attributes them by service and time).
+    start = dt.datetime.fromisoformat(deps[3]["started_at"])
     result = []
     for role in ["canary", "baseline"]:
         for name, base in [("http_request_duration_seconds_p99", 0.25), ("http_requests_error_ratio", 0.01)]:
@@ -159,6 +161,21 @@ def metrics(shas):
             result.append({"metric": {"__name__": name, "app": "checkout", "track": role,
                                       "rollouts_pod_template_hash": "d-0003", "instance": f"10.0.0.{1 if role == 'canary' else 2}:8080"},
                            "values": vals})
+        # Request and error counters (the error-rate pair of omen.toml), with a counter reset.
+        total, errors, tv, ev = 0, 0, [], []
+        for k in range(60):
+            ts = (start + dt.timedelta(seconds=30 * k)).timestamp()
+            n = R.randrange(280, 320)
+            total += n
+            errors += sum(R.random() < (0.02 if role == "canary" and k > 30 else 0.004) for _ in range(n))
+            if k == 40 and role == "baseline":
+                total, errors = n, 0
+            tv.append([ts, str(total)])
+            ev.append([ts, str(errors)])
+        for name, vals in [("http_requests_total", tv), ("http_requests_errors_total", ev)]:
+            result.append({"metric": {"__name__": name, "app": "checkout", "track": role,
+                                      "rollouts_pod_template_hash": "d-0003", "instance": f"10.0.0.{1 if role == 'canary' else 2}:8080"},
+                           "values": vals})
     write(f"{HERE}/metrics/checkout-canary.json", json.dumps({"status": "success", "data": {"resultType": "matrix", "result": result}}))
     lines = ["# HELP process_resident_memory_bytes Resident memory size in bytes.",
              "# TYPE process_resident_memory_bytes gauge"]
@@ -168,6 +185,8 @@ def metrics(shas):
             mem = 2.0e8 + (k * 4e6 if role == "canary" else 0) + R.uniform(-1e6, 1e6)
             lines.append('process_resident_memory_bytes{service="checkout",role="%s",pod="checkout-%s-0"} %.0f %d' % (role, role, mem, ms))
     write(f"{HERE}/metrics/checkout-memory.prom", "\n".join(lines) + "\n")
+    # search: a deployment whose commits were never ingested; CPU for canary and baseline.
+    start = dt.datetime.fromisoformat(deps[-1]["started_at"])
     rows = ["ts,service,metric,value,role,deployment,region"]
     for k in range(40):
         ts = (start + dt.timedelta(seconds=60 * k)).isoformat()
@@ -188,11 +207,15 @@ def deployments(shas):
             steps = steps[:2]
         out.append({"deployment_id": f"d-{i:04d}", "service": "checkout", "version": f"1.{i}.0", "from_sha": frm, "to_sha": to,
                     "started_at": t.isoformat(), "ended_at": (t + dt.timedelta(minutes=40)).isoformat(), "outcome": outcome, "steps": steps})
+    t = T0 + dt.timedelta(hours=20)
+    out.append({"deployment_id": "d-0104", "service": "search", "version": "4.2.0", "from_sha": "1" * 40, "to_sha": "2" * 40,
+                "started_at": t.isoformat(), "ended_at": (t + dt.timedelta(minutes=40)).isoformat(), "outcome": "success",
+                "steps": [{"at": (t + dt.timedelta(minutes=10 * k)).isoformat(), "weight": w} for k, w in enumerate([10, 50, 100])]})
     write(f"{HERE}/deployments/deployments.jsonl", "\n".join(json.dumps(d) for d in out) + "\n")
+    return out
 
 
 if __name__ == "__main__":
     logs()
     shas = repo()
-    metrics(shas)
-    deployments(shas)
+    metrics(deployments(shas))

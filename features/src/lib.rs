@@ -4,6 +4,7 @@
 //! This crate knows nothing of models, protobuf or the CLI. See `ARCHITECTURE.md`.
 
 pub mod error;
+pub mod feature;
 pub mod ingest;
 pub mod mask;
 pub mod schema;

@@ -169,6 +169,7 @@ pub static COMMITS: DatasetSchema = DatasetSchema {
         col("author", Str, "keyed hash of the author e-mail (16 hex digits)"),
         col("message", Str, "commit message, e-mail addresses masked"),
         col("parents", Int32, "number of parents (2 or more for a merge; merges are diffed against their first parent)"),
+        col("parent_shas", Str, "the parent commit ids, space-separated, first parent first; empty for a root commit"),
         col("ns", Int64, "NS: number of modified subsystems (top-level directories)"),
         col("nd", Int64, "ND: number of modified directories"),
         col("nf", Int64, "NF: number of modified files"),

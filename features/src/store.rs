@@ -192,6 +192,17 @@ impl Store {
         schema: &DatasetSchema,
         keep: impl Fn(&[(String, String)]) -> bool,
     ) -> Result<DataFrame> {
+        self.read_dataset_columns(schema, None, keep).await
+    }
+
+    /// [`Store::read_dataset`] reading only `columns` of the files (every column when `None`);
+    /// partition keys are added as ever. A file that lacks a column is an error naming it.
+    pub async fn read_dataset_columns(
+        &self,
+        schema: &DatasetSchema,
+        columns: Option<&[&str]>,
+        keep: impl Fn(&[(String, String)]) -> bool,
+    ) -> Result<DataFrame> {
         let mut frames = Vec::new();
         for rel in self.list(schema.name).await? {
             if !rel.ends_with(".parquet") {
@@ -201,7 +212,12 @@ impl Store {
             if !keep(&parts) {
                 continue;
             }
-            let Some(mut df) = self.read_parquet(&rel).await? else { continue };
+            let Some(bytes) = self.get(&rel).await? else { continue };
+            let mut reader = ParquetReader::new(Cursor::new(bytes));
+            if let Some(columns) = columns {
+                reader = reader.with_columns(Some(columns.iter().map(|c| c.to_string()).collect()));
+            }
+            let mut df = reader.finish().map_err(|e| Error::Parquet { path: rel.clone(), source: e })?;
             let h = df.height();
             for (k, v) in &parts {
                 df.with_column(Column::new(k.as_str().into(), vec![v.as_str(); h]))?;
@@ -209,7 +225,11 @@ impl Store {
             frames.push(df.lazy());
         }
         if frames.is_empty() {
-            let mut df = DataFrame::empty_with_schema(&schema.polars_schema());
+            let mut full = schema.polars_schema();
+            if let Some(columns) = columns {
+                full = full.iter().filter(|(n, _)| columns.contains(&n.as_str())).map(|(n, t)| Field::new(n.clone(), t.clone())).collect();
+            }
+            let mut df = DataFrame::empty_with_schema(&full);
             for k in schema.partition_by {
                 df.with_column(Column::new((*k).into(), Vec::<String>::new()))?;
             }

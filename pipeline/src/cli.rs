@@ -35,6 +35,9 @@ pub enum Command {
     /// Read inputs into the store
     #[command(subcommand)]
     Ingest(Ingest),
+    /// Build model inputs from the ingested datasets
+    #[command(subcommand)]
+    Features(Features),
     /// Run the pipeline on the bundled samples (or the config's sources) and show the results
     Quickstart,
 }
@@ -92,4 +95,10 @@ pub enum Ingest {
         #[arg(required = true)]
         paths: Vec<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Features {
+    /// Write `features/`: one row per deployment × checkpoint, point-in-time correct
+    Build,
 }

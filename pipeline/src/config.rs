@@ -18,6 +18,9 @@ pub struct Config {
     pub registry: Option<String>,
     #[serde(default)]
     pub ingest: IngestConfig,
+    /// `[features]`: checkpoints, metrics, error-rate pairs (see `omen_features::feature`).
+    #[serde(default)]
+    pub features: omen_features::feature::FeatureParams,
     /// Inputs `omen quickstart` and `omen retrain` ingest.
     #[serde(default)]
     pub sources: Vec<Source>,

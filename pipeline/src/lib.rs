@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod error;
+pub mod features;
 pub mod ingest;
 pub mod quickstart;
 

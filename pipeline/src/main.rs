@@ -16,7 +16,7 @@ use omen_pipeline::config::Config;
 use omen_pipeline::ingest::{self, MetricsIngest, PrometheusPull};
 use omen_pipeline::quickstart::{self, QuickstartReport};
 
-use crate::cli::{Cli, Command, Ingest};
+use crate::cli::{Cli, Command, Features, Ingest};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -135,16 +135,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 pb.finish_and_clear();
                 print(json, &summary, || summary.human())?;
             }
+            Command::Features(Features::Build) => {
+                let pb = progress(json);
+                let summary = omen_pipeline::features::build_features(&store, &config.features, &pb).await?;
+                pb.finish_and_clear();
+                print(json, &summary, || summary.human())?;
+            }
             Command::Quickstart => {
                 let Some(path) = &config_path else {
                     anyhow::bail!("quickstart needs --config omen.toml (or data/samples/omen.toml in the current folder)");
                 };
                 let pb = progress(json);
                 let summary = quickstart::ingest_sources(&store, &config, &metrics, &pb).await?;
+                let features = omen_pipeline::features::build_features(&store, &config.features, &pb).await?;
                 pb.finish_and_clear();
                 let report = QuickstartReport {
                     store: store.url().to_string(),
                     ingest: summary,
+                    features,
                     datasets: quickstart::dataset_counts(&store).await?,
                     next: vec![
                         format!("python3 -c \"import polars as pl; print(pl.read_parquet('{}/requests/**/*.parquet', hive_partitioning=True))\"", store.url()),

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::config::{Config, Source};
 use crate::error::Result;
+use crate::features::FeaturesSummary;
 use crate::ingest::{self, IngestSummary, MetricsIngest};
 
 /// What quickstart did.
@@ -16,6 +17,7 @@ use crate::ingest::{self, IngestSummary, MetricsIngest};
 pub struct QuickstartReport {
     pub store: String,
     pub ingest: IngestSummary,
+    pub features: FeaturesSummary,
     /// Rows now in each dataset of the store.
     pub datasets: Vec<DatasetCount>,
     pub next: Vec<String>,
@@ -73,6 +75,15 @@ pub async fn dataset_counts(store: &Store) -> Result<Vec<DatasetCount>> {
         let df = store.read_dataset(schema, |_| true).await?;
         out.push(DatasetCount { dataset: schema.name.into(), rows: df.height() as u64, files, path: format!("{}/{}/", store.url(), schema.name) });
     }
+    let mut rows = 0u64;
+    let mut files = 0u64;
+    for rel in store.list("features").await? {
+        if rel.ends_with(".parquet") {
+            files += 1;
+            rows += store.read_parquet(&rel).await?.map_or(0, |df| df.height() as u64);
+        }
+    }
+    out.push(DatasetCount { dataset: "features".into(), rows, files, path: format!("{}/features/", store.url()) });
     let rejects = store.list("_rejects").await?.len() as u64;
     out.push(DatasetCount { dataset: "_rejects".into(), rows: 0, files: rejects, path: format!("{}/_rejects/", store.url()) });
     Ok(out)
@@ -81,6 +92,8 @@ pub async fn dataset_counts(store: &Store) -> Result<Vec<DatasetCount>> {
 impl QuickstartReport {
     pub fn human(&self) -> String {
         let mut s = self.ingest.human();
+        s.push('\n');
+        s.push_str(&self.features.human());
         s.push_str(&format!("\nThe store at {} now holds:\n", self.store));
         for d in &self.datasets {
             if d.dataset == "_rejects" {

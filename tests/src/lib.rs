@@ -13,7 +13,11 @@ use anyhow::{Context, Result, bail};
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    // Cargo sets CARGO_MANIFEST_DIR when it runs a test, to the tests/ folder of *this* checkout;
+    // the compile-time value may name another checkout that shared the target directory.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let manifest = manifest.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest.parent().expect("tests/ has a parent").to_path_buf()
 }
 
 /// The folder the test binary's sibling binaries live in (`target/<profile>/`).

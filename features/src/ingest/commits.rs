@@ -330,6 +330,8 @@ struct RawFile<'a> {
 struct RawCommit<'a> {
     sha: &'a [u8],
     parents: usize,
+    /// The parent ids as git printed them, space-separated (first parent first).
+    parent_list: &'a [u8],
     author_time: i64,
     commit_time: i64,
     email: &'a [u8],
@@ -424,7 +426,8 @@ impl<'a> LogParser<'a> {
             return Err(format!("unexpected git log output at byte {start}: bad commit id"));
         }
         let sha_text = String::from_utf8_lossy(sha).into_owned();
-        let parents = self.field("parent list")?.split(|b| *b == b' ').filter(|p| !p.is_empty()).count();
+        let parent_list = self.field("parent list")?;
+        let parents = parent_list.split(|b| *b == b' ').filter(|p| !p.is_empty()).count();
         let author_time =
             parse_int(self.field("author time")?).ok_or_else(|| format!("commit {sha_text}: bad author time"))?;
         let commit_time =
@@ -478,7 +481,7 @@ impl<'a> LogParser<'a> {
             return Err(format!("commit {sha_text}: unexpected git log output at byte {}", self.pos));
         }
 
-        Ok(RawCommit { sha, parents, author_time, commit_time, email, message, files: pair(raw, stats) })
+        Ok(RawCommit { sha, parents, parent_list, author_time, commit_time, email, message, files: pair(raw, stats) })
     }
 }
 
@@ -787,6 +790,7 @@ struct Rows {
     author: Vec<String>,
     message: Vec<String>,
     parents: Vec<i32>,
+    parent_shas: Vec<String>,
     ns: Vec<i64>,
     nd: Vec<i64>,
     nf: Vec<i64>,
@@ -822,6 +826,7 @@ impl Rows {
         self.fix.push(FIX.is_match(message));
         self.message.push(masker.mask_text(message));
         self.parents.push(i32::try_from(c.parents).unwrap_or(i32::MAX));
+        self.parent_shas.push(String::from_utf8_lossy(c.parent_list).trim().to_owned());
         self.ns.push(m.ns);
         self.nd.push(m.nd);
         self.nf.push(m.nf);
@@ -855,6 +860,7 @@ impl Rows {
             Column::new("author".into(), self.author),
             Column::new("message".into(), self.message),
             Column::new("parents".into(), self.parents),
+            Column::new("parent_shas".into(), self.parent_shas),
             Column::new("ns".into(), self.ns),
             Column::new("nd".into(), self.nd),
             Column::new("nf".into(), self.nf),

@@ -283,6 +283,16 @@ fn role_of(value: &str) -> Option<&'static str> {
     }
 }
 
+/// The canonical `labels` string of a label set (the `labels` column of `metrics/`): labels with
+/// an empty value and `__name__` dropped, sorted by name, `k=v` joined by `,`, with `\`, `,` and
+/// `=` escaped by `\`. `omen-serve` keys request samples with it, as ingest does.
+pub fn canonical_labels<'a>(labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut v: Vec<(String, String)> =
+        labels.into_iter().filter(|(k, v)| !v.is_empty() && *k != "__name__").map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    labels_string(&v)
+}
+
 /// `k=v,k=v` of sorted labels, with `\`, `,` and `=` escaped by `\`.
 fn labels_string(labels: &[(String, String)]) -> String {
     let mut out = String::new();

@@ -73,20 +73,20 @@ pub fn hodges_lehmann(x: &[f64], y: &[f64], confidence: f64) -> Outcome<HodgesLe
     else {
         return Err(NoData::EmptyCanary);
     };
-    let diffs = Differences { xs: &xs, ys: &ys, min: x_min - y_max, max: x_max - y_min };
+    let mut diffs = Differences { xs: &xs, ys: &ys, min: x_min - y_max, max: x_max - y_min, sorted: Vec::new() };
     if !diffs.min.is_finite() || !diffs.max.is_finite() {
         return Err(NoData::NonFinite);
     }
     let mn = m as u128 * n as u128;
+    diffs.materialize_if_small();
 
-    let estimate = if mn % 2 == 1 { diffs.kth(mn / 2 + 1) } else { midpoint(diffs.kth(mn / 2), diffs.kth(mn / 2 + 1)) };
 
     let alpha = 1.0 - confidence;
     let (tie_x, ties_x) = tie_term(&xs);
     let (tie_y, ties_y) = tie_term(&ys);
     let ties = ties_x || ties_y || shares_a_value(&xs, &ys);
     let (lower_rank, upper_rank, method) = if !ties && m < 50 && n < 50 {
-        let c = qwilcox(alpha / 2.0, m, n).max(1);
+        let c = qwilcox_cached(alpha / 2.0, m, n).max(1);
         (c, mn + 1 - c, Method::Exact)
     } else {
         let mnf = mn as f64;
@@ -99,10 +99,12 @@ pub fn hodges_lehmann(x: &[f64], y: &[f64], confidence: f64) -> Outcome<HodgesLe
         let k = if b < 0.0 { 1 } else { (b.floor() as u128 + 1).clamp(1, mn) };
         (c, k.max(c), Method::Asymptotic)
     };
+    let mid = if mn % 2 == 1 { [mn / 2 + 1, mn / 2 + 1] } else { [mn / 2, mn / 2 + 1] };
+    let [lower, mid_lo, mid_hi, upper] = diffs.at_ranks([lower_rank, mid[0], mid[1], upper_rank]);
     Ok(HodgesLehmann {
-        estimate,
-        lower: diffs.kth(lower_rank),
-        upper: diffs.kth(upper_rank),
+        estimate: if mn % 2 == 1 { mid_lo } else { midpoint(mid_lo, mid_hi) },
+        lower,
+        upper,
         confidence,
         method,
         n_x: m,
@@ -124,6 +126,30 @@ fn qwilcox(p: f64, m: usize, n: usize) -> u128 {
         }
     }
     half as u128
+}
+
+/// [`qwilcox`], remembered per thread: the canary windows of a feature build share a few
+/// sizes, and the exact distribution costs O(min(m, n)·mn) to build. Pure memoisation (the
+/// answer depends on the arguments only); the table is emptied when it grows past 4096 entries.
+fn qwilcox_cached(p: f64, m: usize, n: usize) -> u128 {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    thread_local! {
+        static TABLE: RefCell<HashMap<(u64, usize, usize), u128>> = RefCell::new(HashMap::new());
+    }
+    let key = (p.to_bits(), m.min(n), m.max(n));
+    if let Some(q) = TABLE.with(|t| t.borrow().get(&key).copied()) {
+        return q;
+    }
+    let q = qwilcox(p, m, n);
+    TABLE.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.len() >= 4096 {
+            t.clear();
+        }
+        t.insert(key, q);
+    });
+    q
 }
 
 /// (a + b)/2 without overflow.
@@ -148,15 +174,54 @@ fn shares_a_value(xs: &[f64], ys: &[f64]) -> bool {
     false
 }
 
-/// The multiset {xᵢ − yⱼ} of two sorted samples, never materialized.
+/// The multiset {xᵢ − yⱼ} of two sorted samples: sorted in memory when there are at most
+/// [`MATERIALIZE_MAX`] of them (the common canary window, where one sort beats three bisections),
+/// never materialized otherwise. Both give the same exact floating-point differences.
 struct Differences<'a> {
     xs: &'a [f64],
     ys: &'a [f64],
     min: f64,
     max: f64,
+    /// Every difference, ascending, when materialized.
+    sorted: Vec<f64>,
 }
 
+/// The largest m·n whose differences are sorted in memory (512 KiB).
+const MATERIALIZE_MAX: usize = 1 << 16;
+
 impl Differences<'_> {
+    fn materialize_if_small(&mut self) {
+        if self.xs.len().saturating_mul(self.ys.len()) <= MATERIALIZE_MAX {
+            let mut all = Vec::with_capacity(self.xs.len() * self.ys.len());
+            for &x in self.xs {
+                all.extend(self.ys.iter().map(|&y| x - y));
+            }
+            self.sorted = all;
+        }
+    }
+
+    /// The differences of 1-based ranks `ranks` (each in 1..=mn), in the order given. In memory,
+    /// by successive selections (each O(mn)) from the smallest rank up, every selection on the
+    /// part right of the previous one; otherwise by [`Differences::kth`].
+    fn at_ranks<const N: usize>(&mut self, ranks: [u128; N]) -> [f64; N] {
+        if self.sorted.is_empty() {
+            return ranks.map(|k| self.kth(k));
+        }
+        let mut order: [usize; N] = std::array::from_fn(|i| i);
+        order.sort_by_key(|&i| ranks[i]);
+        let mut out = [0.0; N];
+        let mut from = 0usize;
+        for i in order {
+            let at = (ranks[i] - 1) as usize;
+            if at >= from {
+                self.sorted[from..].select_nth_unstable_by(at - from, f64::total_cmp);
+                from = at;
+            }
+            out[i] = self.sorted[at] + 0.0;
+        }
+        out
+    }
+
     /// How many differences (as computed in `f64`) are ≤ t. fl(xᵢ − yⱼ) is nondecreasing in xᵢ
     /// and nonincreasing in yⱼ, so the yⱼ with xᵢ − yⱼ ≤ t are a suffix of `ys` that only
     /// shrinks as xᵢ grows.
@@ -233,9 +298,20 @@ mod tests {
         let ys = [-2.0, 0.0, 0.1, 0.3, 2.0, 9.0];
         let mut all: Vec<f64> = xs.iter().flat_map(|x| ys.iter().map(move |y| x - y)).collect();
         all.sort_by(f64::total_cmp);
-        let d = Differences { xs: &xs, ys: &ys, min: all[0], max: all[all.len() - 1] };
+        let d = Differences { xs: &xs, ys: &ys, min: all[0], max: all[all.len() - 1], sorted: Vec::new() };
         for (k, expected) in all.iter().enumerate() {
-            assert_eq!(d.kth(k as u128 + 1), *expected + 0.0, "k = {}", k + 1);
+            assert_eq!(d.kth(k as u128 + 1).to_bits(), (*expected + 0.0).to_bits(), "k = {}", k + 1);
+        }
+        // In memory, by selection: any set of ranks, in any order, repeated or not.
+        let n = all.len() as u128;
+        for ranks in [[1, n, n / 2, n / 2 + 1], [7, 7, 3, 40], [n, 1, 2, n - 1], [20, 21, 22, 23]] {
+            let mut m = Differences { xs: &xs, ys: &ys, min: all[0], max: all[all.len() - 1], sorted: Vec::new() };
+            m.materialize_if_small();
+            assert_eq!(m.sorted.len(), all.len());
+            let got = m.at_ranks(ranks);
+            for (r, g) in ranks.iter().zip(got) {
+                assert_eq!(g.to_bits(), (all[*r as usize - 1] + 0.0).to_bits(), "rank {r} of {ranks:?}");
+            }
         }
     }
 

@@ -2,7 +2,7 @@
 //! the Kayenta-style reference judge (item 4) and of the sequential test (item 5).
 //!
 //! Every function here is a plain function over slices (`&[f64]`) or counts, with an explicit
-//! result struct: no Polars, no I/O, no global state, no randomness, and no panic on any input.
+//! result struct: no Polars, no I/O, no global state (one per-thread memo of exact critical values, invisible in the results), no randomness, and no panic on any input.
 //! The offline pipeline (Polars scans, joins and windows, then calls these per window) and
 //! `omen-serve` (calls them on the samples of a request) share this one implementation.
 //!

@@ -47,7 +47,7 @@ fn metrics_files_in_every_format_and_deployments() {
 
     let deps = sample("deployments/deployments.jsonl");
     let j = json_ok(&omen(dir.path(), &["ingest", "deployments", &deps, "--store", s, "--json"]));
-    assert_eq!(j["rows_written"], 6, "{j}");
+    assert_eq!(j["rows_written"], 7, "{j}");
     let j = json_ok(&omen(dir.path(), &["ingest", "deployments", &deps, "--store", s, "--json"]));
     assert_eq!(j["rows_written"], 0, "the same records again change nothing: {j}");
     assert_eq!(j["files_skipped"], 1, "{j}");
@@ -63,6 +63,6 @@ t = ds.dataset(sys.argv[1] + "/deployments", format="parquet", partitioning="hiv
 print(json.dumps({r["deployment_id"]: r["outcome"] for r in t.to_pylist()}))
 "#;
     let v: serde_json::Value = serde_json::from_str(&omen_tests::run_python(script, &[s]).unwrap()).unwrap();
-    assert_eq!(v.as_object().unwrap().len(), 6, "{v}");
+    assert_eq!(v.as_object().unwrap().len(), 7, "{v}");
     assert_eq!(v["d-0003"], "failed", "the later record replaces the earlier: {v}");
 }

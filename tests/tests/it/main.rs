@@ -1,6 +1,7 @@
 //! End-to-end tests: the `omen` binary driven as users drive it, servers on 127.0.0.1.
 
 mod architecture;
+mod features;
 mod ingest_logs;
 mod ingest_other;
 mod prometheus;
