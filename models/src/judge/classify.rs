@@ -15,16 +15,19 @@ fn apply_nan_strategy(values: &[f64], strategy: NanStrategy) -> (Vec<f64>, usize
     (kept, nan)
 }
 
-/// Drops the values outside the Tukey fences [Q1 − k·IQR, Q3 + k·IQR] of the sample's finite
-/// values (quartiles as `numpy.quantile`, type 7). ±Inf always lies outside. A sample with no
-/// finite value is kept whole. Returns the values kept and the number removed.
+/// Drops the values outside the fences of Kayenta's `IQRDetector(factor, reduceSensitivity =
+/// true)`: [min(P1, Q1 − k·IQR), max(P99, Q3 + k·IQR)], every percentile of the sample's finite
+/// values by R-7 interpolation (`numpy.quantile`'s default, as Kayenta's commons-math
+/// `Percentile` with `EstimationType.R_7`). ±Inf always lies outside. A sample with no finite
+/// value is kept whole. Returns the values kept and the number removed.
 pub(super) fn remove_outliers(values: &[f64], factor: f64) -> (Vec<f64>, usize) {
     let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    let (Ok(q1), Ok(q3)) = (quantile(&finite, 0.25), quantile(&finite, 0.75)) else {
+    let q = |p: f64| quantile(&finite, p);
+    let (Ok(p01), Ok(q1), Ok(q3), Ok(p99)) = (q(0.01), q(0.25), q(0.75), q(0.99)) else {
         return (values.to_vec(), 0);
     };
     let iqr = q3 - q1;
-    let (lo, hi) = (q1 - factor * iqr, q3 + factor * iqr);
+    let (lo, hi) = ((q1 - factor * iqr).min(p01), (q3 + factor * iqr).max(p99));
     let kept: Vec<f64> = values.iter().copied().filter(|&v| v >= lo && v <= hi).collect();
     let removed = values.len() - kept.len();
     (kept, removed)
@@ -41,8 +44,21 @@ fn identical(a: &[f64], b: &[f64]) -> bool {
     a.iter().zip(&b).all(|(x, y)| x == y)
 }
 
-/// Classifies one metric. Never panics; every missing value becomes `NODATA` or `None`.
-pub(super) fn classify(cfg: &MetricConfig, conf_level: f64, canary: &[f64], baseline: &[f64]) -> MetricVerdict {
+/// Kayenta's `meanRatio`: mean(canary) / mean(baseline), `None` (Kayenta's NaN) when either
+/// mean is 0 or the ratio is not finite.
+fn mean_ratio(canary: &[f64], baseline: &[f64]) -> Option<f64> {
+    let r = ratio_of_means(canary, baseline).ok()?;
+    (r.canary != 0.0 && r.ratio.is_finite()).then_some(r.ratio)
+}
+
+/// Classifies one metric as Kayenta's `MannWhitneyClassifier.classify` does. Never panics.
+pub(super) fn classify(
+    cfg: &MetricConfig,
+    conf_level: f64,
+    tolerance: f64,
+    canary: &[f64],
+    baseline: &[f64],
+) -> MetricVerdict {
     let (c, nan_canary) = apply_nan_strategy(canary, cfg.nan_strategy);
     let (b, nan_baseline) = apply_nan_strategy(baseline, cfg.nan_strategy);
     let ((c, outliers_canary), (b, outliers_baseline)) = match cfg.outliers.strategy {
@@ -68,23 +84,41 @@ pub(super) fn classify(cfg: &MetricConfig, conf_level: f64, canary: &[f64], base
         outliers_baseline,
         critical_failure: false,
         must_have_data: cfg.must_have_data,
+        no_data_fails_metric: false,
         reason: String::new(),
     };
     if c.is_empty() || b.is_empty() {
         let side = if c.is_empty() { "canary" } else { "baseline" };
-        v.critical_failure = cfg.must_have_data;
+        if cfg.nan_strategy == NanStrategy::Replace {
+            // Kayenta passes a metric without data when NaN are replaced.
+            v.classification = Verdict::Pass;
+            v.raw_classification = Verdict::Pass;
+            v.reason = format!("the {side} sample is empty; nanStrategy replace passes it");
+            return v;
+        }
         v.reason = format!("the {side} sample is empty after the nan strategy and outlier removal");
-        if cfg.must_have_data {
-            v.reason.push_str("; mustHaveData fails the canary");
+        if cfg.critical {
+            v.critical_failure = true;
+            v.reason.push_str("; a critical metric without data fails the canary");
+        } else if cfg.must_have_data {
+            v.no_data_fails_metric = true;
+            v.reason.push_str("; mustHaveData counts it as a failed metric");
         }
         return v;
     }
-    v.effect_size = ratio_of_means(&c, &b).ok().map(|r| r.ratio);
+    v.effect_size = mean_ratio(&c, &b);
     if identical(&c, &b) {
         v.classification = Verdict::Pass;
         v.raw_classification = Verdict::Pass;
         v.p_value = Some(1.0);
         v.reason = "the canary and baseline samples are identical".into();
+        return v;
+    }
+    if c.iter().chain(&b).all(|x| *x == c[0]) {
+        v.classification = Verdict::Pass;
+        v.raw_classification = Verdict::Pass;
+        v.p_value = Some(1.0);
+        v.reason = "every canary and baseline value is the same".into();
         return v;
     }
     let mw = match mann_whitney_u(&c, &b, Alternative::TwoSided) {
@@ -100,9 +134,10 @@ pub(super) fn classify(cfg: &MetricConfig, conf_level: f64, canary: &[f64], base
             v.hl_estimate = Some(hl.estimate);
             v.ci_lower = Some(hl.lower);
             v.ci_upper = Some(hl.upper);
-            if hl.lower > 0.0 {
+            let bound = tolerance * hl.estimate.abs();
+            if hl.lower > bound {
                 Verdict::High
-            } else if hl.upper < 0.0 {
+            } else if hl.upper < -bound {
                 Verdict::Low
             } else {
                 Verdict::Pass
@@ -120,16 +155,22 @@ pub(super) fn classify(cfg: &MetricConfig, conf_level: f64, canary: &[f64], base
     };
     v.raw_classification = raw;
     let e = cfg.effect_size;
-    let ratio = v.effect_size.map_or_else(|| "unknown".to_string(), |r| format!("{r:.4}"));
+    let effect = v.effect_size;
+    let ratio = effect.map_or_else(|| "unknown".to_string(), |r| format!("{r:.4}"));
+    // An effect size that cannot be computed does not hold a verdict back (Kayenta's NaN rule).
+    let at_least = |bound: f64| effect.is_none_or(|r| r >= bound);
+    let at_most = |bound: f64| effect.is_none_or(|r| r <= bound);
     let (class, reason) = match (raw, cfg.direction) {
-        (Verdict::Pass, _) => (Verdict::Pass, format!("no shift at confidence {conf_level}")),
+        (Verdict::Pass, _) => {
+            (Verdict::Pass, format!("no shift beyond ±{tolerance}×|estimate| at confidence {conf_level}"))
+        }
         (Verdict::High, Direction::Decrease) => (Verdict::Pass, "an increase, ignored: direction is decrease".into()),
         (Verdict::Low, Direction::Increase) => (Verdict::Pass, "a decrease, ignored: direction is increase".into()),
-        (Verdict::High, _) if v.effect_size.is_some_and(|r| r <= e.allowed_increase) => {
-            (Verdict::Pass, format!("an increase within allowedIncrease {}: ratio {ratio}", e.allowed_increase))
+        (Verdict::High, _) if !at_least(e.allowed_increase) => {
+            (Verdict::Pass, format!("an increase below allowedIncrease {}: ratio {ratio}", e.allowed_increase))
         }
-        (Verdict::Low, _) if v.effect_size.is_some_and(|r| r >= e.allowed_decrease) => {
-            (Verdict::Pass, format!("a decrease within allowedDecrease {}: ratio {ratio}", e.allowed_decrease))
+        (Verdict::Low, _) if !at_most(e.allowed_decrease) => {
+            (Verdict::Pass, format!("a decrease above allowedDecrease {}: ratio {ratio}", e.allowed_decrease))
         }
         (Verdict::High, _) => (Verdict::High, format!("the canary is higher: ratio of means {ratio}")),
         (Verdict::Low, _) => (Verdict::Low, format!("the canary is lower: ratio of means {ratio}")),
@@ -138,11 +179,12 @@ pub(super) fn classify(cfg: &MetricConfig, conf_level: f64, canary: &[f64], base
     v.classification = class;
     v.reason = reason;
     if cfg.critical {
-        // An unknown ratio (zero baseline mean) counts as beyond the critical bound.
         let beyond = match class {
-            Verdict::High => v.effect_size.is_none_or(|r| r >= e.critical_increase),
-            Verdict::Low => v.effect_size.is_none_or(|r| r <= e.critical_decrease),
-            Verdict::Pass | Verdict::NoData => false,
+            Verdict::High => at_least(e.critical_increase),
+            Verdict::Low => at_most(e.critical_decrease),
+            Verdict::Pass => false,
+            // A test that could not run (Kayenta's Error) on a critical metric fails the canary.
+            Verdict::NoData => true,
         };
         if beyond {
             v.critical_failure = true;
@@ -157,15 +199,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn judge_outlier_fences_use_factor_times_iqr() {
-        // -100, 1..=9, 100: Q1 = 2.5, Q3 = 7.5, IQR = 5, fences [2.5 - 15, 7.5 + 15] = [-12.5, 22.5].
-        let mut xs: Vec<f64> = (1..=9).map(f64::from).collect();
-        xs.extend([-100.0, 100.0]);
+    fn judge_outlier_fences_use_factor_times_iqr_widened_to_p1_and_p99() {
+        // 1..=200 and one 10_000 (R-7, 201 values): Q1 = 51, Q3 = 151, IQR = 100; P99 = 199 < Q3 + 3 IQR.
+        let mut xs: Vec<f64> = (1..=200).map(f64::from).collect();
+        xs.push(10_000.0);
         let (kept, removed) = remove_outliers(&xs, 3.0);
-        assert_eq!((kept.len(), removed), (9, 2));
-        // With factor 20 the fences are [-97.5, 107.5]: only -100 goes.
-        let (_, removed) = remove_outliers(&xs, 20.0);
-        assert_eq!(removed, 1);
+        assert_eq!((kept.len(), removed), (200, 1));
+        // A factor so small that the IQR fences cut the sample: P1 and P99 widen them, so only
+        // the values beyond P1 and P99 go (2 on each side of 1..=201 minus the big one).
+        let (_, removed) = remove_outliers(&xs, 0.01);
+        // P1 = 3, P99 = 199 (R-7 on 201 values): 1, 2 below; 200, 10_000 above.
+        assert_eq!(removed, 4);
     }
 
     #[test]

@@ -11,6 +11,9 @@ use crate::{Error, Result};
 pub const DEFAULT_CONF_LEVEL: f64 = 0.98;
 /// Kayenta's default IQR factor of the outlier fences.
 pub const DEFAULT_OUTLIER_FACTOR: f64 = 3.0;
+/// Kayenta's tolerance: the interval must clear ± this fraction of |Hodges-Lehmann estimate|
+/// (NetflixACAJudge builds its `MannWhitneyClassifier` with `tolerance = 0.25`).
+pub const DEFAULT_TOLERANCE: f64 = 0.25;
 
 /// The configuration of the `mann-whitney` judge, as it appears in `omen.toml` (or JSON), with
 /// Kayenta's canary-config field names in camelCase. Unchecked: call [`JudgeParams::check`] to
@@ -30,10 +33,19 @@ pub struct JudgeParams {
     /// differs when the interval of canary − baseline excludes 0. Kayenta hard-codes 0.98.
     #[serde(default = "default_conf_level")]
     pub conf_level: f64,
+    /// A shift counts only when its interval lies beyond ± `tolerance` × |estimate|: `HIGH` when
+    /// the lower end exceeds it, `LOW` when the upper end is below its negative. Kayenta
+    /// hard-codes 0.25; omen lets it be set (in [0, 1)).
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f64,
 }
 
 fn default_conf_level() -> f64 {
     DEFAULT_CONF_LEVEL
+}
+
+fn default_tolerance() -> f64 {
+    DEFAULT_TOLERANCE
 }
 
 /// Kayenta's `classifier` block.
@@ -73,10 +85,13 @@ pub struct MetricConfig {
     #[serde(default)]
     pub nan_strategy: NanStrategy,
     /// Kayenta's `critical`: when this metric fails (beyond `criticalIncrease` /
-    /// `criticalDecrease`), the whole canary fails with score 0.
+    /// `criticalDecrease`), or has no data with `nanStrategy = remove`, the whole canary fails
+    /// with score 0.
     #[serde(default)]
     pub critical: bool,
-    /// Kayenta's `mustHaveData`: a `NODATA` for this metric fails the whole canary.
+    /// Kayenta's `mustHaveData`: a `NODATA` of this metric counts as a failed metric in its
+    /// groups (Kayenta's `NodataFailMetric`); it fails the whole canary only when the metric is
+    /// also `critical`.
     #[serde(default)]
     pub must_have_data: bool,
     /// Kayenta's `effectSize` bounds, on the ratio mean(canary) / mean(baseline).
@@ -116,10 +131,10 @@ pub enum NanStrategy {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EffectSize {
-    /// A `HIGH` whose ratio is at most this is `PASS` (1.1: up to 10% more is tolerated). ≥ 1.
+    /// A `HIGH` needs a ratio of at least this (1.1: less than 10% more is tolerated). ≥ 1.
     #[serde(default = "one")]
     pub allowed_increase: f64,
-    /// A `LOW` whose ratio is at least this is `PASS` (0.9: up to 10% less is tolerated). ≤ 1.
+    /// A `LOW` needs a ratio of at most this (0.9: less than 10% less is tolerated). ≤ 1.
     #[serde(default = "one")]
     pub allowed_decrease: f64,
     /// For a `critical` metric, a `HIGH` whose ratio is at least this fails the canary. ≥ 1.
@@ -200,6 +215,10 @@ const WEIGHT_TOLERANCE: f64 = 1e-6;
 impl JudgeParams {
     /// Validates the configuration; errors name the field at fault with Kayenta's names.
     pub fn check(self) -> Result<ValidJudgeParams> {
+        let tol = self.tolerance;
+        if !(tol.is_finite() && (0.0..1.0).contains(&tol)) {
+            return Err(Error::invalid("tolerance", format!("must lie in [0, 1), got {tol}")));
+        }
         let c = self.conf_level;
         if !(c > 0.0 && c < 1.0) {
             return Err(Error::invalid("confLevel", format!("must lie strictly between 0 and 1, got {c}")));

@@ -6,27 +6,32 @@
 //! judge(&ValidJudgeParams, &[MetricInput]) -> JudgeReport
 //! ```
 //!
-//! # Per metric
+//! # Per metric (Kayenta's `MannWhitneyClassifier`)
 //! 1. `nanStrategy`: `remove` drops NaN, `replace` makes them 0.
-//! 2. `outliers.strategy = remove`: each sample on its own loses the values outside the Tukey
-//!    fences [Q1 − k·IQR, Q3 + k·IQR], k = `outlierFactor` (3 by default).
-//! 3. An empty sample is `NODATA`; with `mustHaveData` it fails the canary.
-//! 4. Identical samples are `PASS`.
+//! 2. `outliers.strategy = remove`: each sample on its own loses the values outside
+//!    [min(P1, Q1 − k·IQR), max(P99, Q3 + k·IQR)], k = `outlierFactor` (3 by default), R-7
+//!    percentiles (Kayenta's `IQRDetector` with `reduceSensitivity`).
+//! 3. An empty sample: with `nanStrategy = remove` it is `NODATA` — a `critical` metric then
+//!    fails the canary, a `mustHaveData` one counts as a failed metric (`NodataFailMetric`);
+//!    with `replace` it is `PASS`.
+//! 4. Identical samples, or samples of one single value, are `PASS`.
 //! 5. The two-sided Mann-Whitney test ([`mann_whitney_u`](omen_features::stats::mann_whitney_u))
-//!    and the Hodges-Lehmann shift canary − baseline with its interval at `confLevel` (0.98):
-//!    an interval above 0 is `HIGH`, below 0 `LOW`, else `PASS`. The effect size is the ratio of
-//!    means canary / baseline (Kayenta's `meanRatio`).
+//!    and the Hodges-Lehmann shift canary − baseline with its interval at `confLevel` (0.98): an
+//!    interval whose lower end exceeds `tolerance` × |estimate| (0.25) is `HIGH`, one whose upper
+//!    end is below −`tolerance` × |estimate| is `LOW`, else `PASS`.
 //! 6. `direction`: a `HIGH` of a `decrease` metric, or a `LOW` of an `increase` metric, is `PASS`.
-//! 7. `effectSize`: a `HIGH` with ratio ≤ `allowedIncrease`, or a `LOW` with ratio ≥
-//!    `allowedDecrease`, is `PASS`. A `critical` metric still `HIGH` with ratio ≥
-//!    `criticalIncrease` (or `LOW` with ratio ≤ `criticalDecrease`) fails the canary.
+//! 7. The effect size is Kayenta's `meanRatio`, mean(canary) / mean(baseline), unknown when
+//!    either mean is 0. A `HIGH` needs a ratio ≥ `allowedIncrease`, a `LOW` one ≤
+//!    `allowedDecrease` (an unknown ratio does not hold a verdict back). A `critical` metric
+//!    `HIGH` with ratio ≥ `criticalIncrease` (or `LOW` with ratio ≤ `criticalDecrease`) fails the
+//!    canary.
 //!
-//! # Score
-//! Per group, 100 × (metrics `PASS`) / (metrics judged), where `NODATA` metrics are not judged
-//! unless `mustHaveData`; the score is the weighted mean of the group scores with the
-//! `groupWeights` (groups with no judged metric drop out and the others' weights are rescaled).
-//! A critical failure (a failed `critical` metric, a `NODATA` `mustHaveData` metric) makes the
-//! score 0. `Pass` when score ≥ `pass`, `Marginal` when ≥ `marginal`, else `Fail`.
+//! # Score (Kayenta's `WeightedSumScorer`)
+//! Per group, 100 × `PASS` / (`PASS` + `HIGH` + `LOW` + `mustHaveData` `NODATA`); a group with
+//! none of these counts 100. The score is Σ group score × weight / 100 with the `groupWeights`
+//! (equal when absent), rounded to two decimals. A critical failure, or `NODATA` for 50 % or more
+//! of the metrics, makes it 0. `Pass` when score ≥ `pass`, `Marginal` when ≥ `marginal`, else
+//! `Fail`.
 
 mod classify;
 mod config;
@@ -96,11 +101,14 @@ pub struct MetricVerdict {
     pub outliers_canary: usize,
     /// Baseline outliers removed.
     pub outliers_baseline: usize,
-    /// Whether this metric fails the whole canary (critical beyond its bound, or `NODATA` with
-    /// `mustHaveData`).
+    /// Whether this metric fails the whole canary (a `critical` metric beyond its critical
+    /// bound, or without data).
     pub critical_failure: bool,
     /// The metric's `mustHaveData`.
     pub must_have_data: bool,
+    /// A `NODATA` that counts as a failed metric in its groups (`mustHaveData`; Kayenta's
+    /// `NodataFailMetric`).
+    pub no_data_fails_metric: bool,
     /// Why, in words.
     pub reason: String,
 }
@@ -145,6 +153,9 @@ pub struct JudgeReport {
     pub reason: String,
 }
 
+/// Kayenta's `WeightedSumScorer.NODATA_THRESHOLD`: this share of `NODATA` metrics fails the canary.
+pub const NODATA_THRESHOLD_PERCENT: usize = 50;
+
 /// Judges a canary against its baseline. A configured metric with no input is `NODATA`; an
 /// input naming no configured metric is ignored and listed; of duplicate inputs the first counts.
 pub fn judge(params: &ValidJudgeParams, inputs: &[MetricInput<'_>]) -> JudgeReport {
@@ -153,13 +164,10 @@ pub fn judge(params: &ValidJudgeParams, inputs: &[MetricInput<'_>]) -> JudgeRepo
         .metrics
         .iter()
         .map(|m| match inputs.iter().find(|i| i.name == m.name) {
-            Some(i) => classify::classify(m, p.conf_level, i.canary, i.baseline),
+            Some(i) => classify::classify(m, p.conf_level, p.tolerance, i.canary, i.baseline),
             None => {
-                let mut v = classify::classify(m, p.conf_level, &[], &[]);
-                v.reason = format!("no samples were given for metric `{}`", m.name);
-                if m.must_have_data {
-                    v.reason.push_str("; mustHaveData fails the canary");
-                }
+                let mut v = classify::classify(m, p.conf_level, p.tolerance, &[], &[]);
+                v.reason = format!("no samples were given for metric `{}`; {}", m.name, v.reason);
                 v
             }
         })
@@ -174,7 +182,8 @@ pub fn judge(params: &ValidJudgeParams, inputs: &[MetricInput<'_>]) -> JudgeRepo
             let mut passed = 0;
             let mut judged = 0;
             for (m, v) in p.metrics.iter().zip(&metrics) {
-                if !m.groups.contains(g) || (v.classification == Verdict::NoData && !m.must_have_data) {
+                // Kayenta counts PASS, HIGH, LOW and NodataFailMetric; NODATA is not judged.
+                if !m.groups.contains(g) || (v.classification == Verdict::NoData && !v.no_data_fails_metric) {
                     continue;
                 }
                 judged += 1;
@@ -187,17 +196,18 @@ pub fn judge(params: &ValidJudgeParams, inputs: &[MetricInput<'_>]) -> JudgeRepo
 
     let critical_failures: Vec<String> =
         metrics.iter().filter(|v| v.critical_failure).map(|v| v.name.clone()).collect();
-    let (weighted, weight) = groups
-        .iter()
-        .filter_map(|g| g.score.map(|s| (s * g.weight, g.weight)))
-        .fold((0.0, 0.0), |(a, b), (s, w)| (a + s, b + w));
+    let nodata = metrics.iter().filter(|v| v.classification == Verdict::NoData && !v.no_data_fails_metric).count();
     let t = p.score_thresholds;
     let (score, classification, reason) = if !critical_failures.is_empty() {
         (0.0, Classification::Fail, format!("critical failure of {}", critical_failures.join(", ")))
-    } else if weight <= 0.0 {
-        (0.0, Classification::Fail, "no metric had data".to_string())
+    } else if 100 * nodata >= NODATA_THRESHOLD_PERCENT * metrics.len() {
+        let reason = format!("{nodata} of {} metrics are NODATA ({NODATA_THRESHOLD_PERCENT}% or more)", metrics.len());
+        (0.0, Classification::Fail, reason)
     } else {
-        let score = (weighted / weight).clamp(0.0, 100.0);
+        // A group with no judged metric counts as 100, as in Kayenta; the score is rounded to
+        // two decimals (half up).
+        let weighted: f64 = groups.iter().map(|g| g.score.unwrap_or(100.0) * g.weight / 100.0).sum();
+        let score = ((weighted * 100.0).round() / 100.0).clamp(0.0, 100.0);
         let class = if score >= t.pass {
             Classification::Pass
         } else if score >= t.marginal {
