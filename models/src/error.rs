@@ -8,6 +8,12 @@ pub enum Error {
     /// Kayenta's field names (`metrics[0].effectSize.allowedIncrease`, `classifier.groupWeights`).
     #[error("invalid `{field}`: {reason}")]
     InvalidParam { field: String, reason: String },
+    /// A model file that is not one, is truncated, or fails its checksum.
+    #[error("model artifact: {message}")]
+    Artifact { message: String },
+    /// A model trained on another feature schema than the reader's.
+    #[error("model artifact: trained on feature schema {found}, the reader expects {expected}")]
+    SchemaMismatch { expected: String, found: String },
 }
 
 impl Error {
@@ -19,6 +25,7 @@ impl Error {
     pub fn field(&self) -> &str {
         match self {
             Error::InvalidParam { field, .. } => field,
+            Error::Artifact { .. } | Error::SchemaMismatch { .. } => "artifact",
         }
     }
 }

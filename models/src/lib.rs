@@ -4,10 +4,12 @@
 //! This crate knows no protobuf and no CLI; it depends on `omen-features` for schemas, the store
 //! and the statistics, never the other way round.
 //!
+//! - [`gbdt`]: omen's histogram gradient-boosted trees (issue 5).
 //! - [`judge`]: the reference judge `mann-whitney`, with the semantics of Kayenta's
 //!   NetflixACAJudge (DESIGN §5, §6).
 
 mod error;
+pub mod gbdt;
 pub mod judge;
 
 pub use error::{Error, Result};

@@ -1,0 +1,248 @@
+//! The boosting loop: objectives, bagging and feature sampling, leaf fitting, early stopping.
+
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use super::bins::{bin_matrix, fit_mappers};
+use super::params::{Objective, ValidGbdtParams};
+use super::rng::SplitMix64;
+use super::tree::{Grow, Tree};
+use super::{Gbdt, Matrix};
+use crate::{Error, Result};
+
+/// What training did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TrainReport {
+    /// Trees kept (the best iteration under early stopping).
+    pub trees: usize,
+    /// Rounds run.
+    pub rounds: usize,
+    /// Validation loss per round (log-loss, mean squared error or pinball loss), when a
+    /// validation set was given.
+    pub valid_loss: Vec<f64>,
+    pub best_valid_loss: Option<f64>,
+    pub seconds: f64,
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// The α-quantile of `v` (sorted in place), linear interpolation (type 7).
+fn quantile_of(v: &mut [f64], alpha: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_unstable_by(f64::total_cmp);
+    let h = (v.len() - 1) as f64 * alpha;
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(v.len() - 1);
+    v[lo] + (h - lo as f64) * (v[hi] - v[lo])
+}
+
+/// The loss the objective minimises, mean over rows (the validation metric).
+pub(crate) fn loss(objective: Objective, y: &[f64], raw: &[f64]) -> f64 {
+    let n = y.len().max(1) as f64;
+    let total: f64 = match objective {
+        Objective::Binary => y
+            .iter()
+            .zip(raw)
+            .map(|(&t, &s)| {
+                let p = sigmoid(s).clamp(1e-15, 1.0 - 1e-15);
+                -(t * p.ln() + (1.0 - t) * (1.0 - p).ln())
+            })
+            .sum(),
+        Objective::SquaredError => y.iter().zip(raw).map(|(&t, &s)| (t - s) * (t - s)).sum(),
+        Objective::Quantile { alpha } => y
+            .iter()
+            .zip(raw)
+            .map(|(&t, &s)| if t >= s { alpha * (t - s) } else { (1.0 - alpha) * (s - t) })
+            .sum(),
+    };
+    total / n
+}
+
+fn check_data(what: &str, m: &Matrix<'_>, y: &[f64], objective: Objective, n_features: usize) -> Result<()> {
+    if m.n_features != n_features {
+        return Err(Error::invalid(format!("{what}.features"), format!("{} features, the training data has {n_features}", m.n_features)));
+    }
+    if m.x.len() != m.n_rows * m.n_features {
+        return Err(Error::invalid(format!("{what}.x"), format!("{} values for {} rows × {} features", m.x.len(), m.n_rows, m.n_features)));
+    }
+    if y.len() != m.n_rows {
+        return Err(Error::invalid(format!("{what}.y"), format!("{} labels for {} rows", y.len(), m.n_rows)));
+    }
+    if let Some(i) = y.iter().position(|v| !v.is_finite()) {
+        return Err(Error::invalid(format!("{what}.y"), format!("label of row {i} is {}", y[i])));
+    }
+    if objective == Objective::Binary
+        && let Some(i) = y.iter().position(|&v| v != 0.0 && v != 1.0)
+    {
+        return Err(Error::invalid(format!("{what}.y"), format!("binary labels must be 0 or 1; row {i} is {}", y[i])));
+    }
+    Ok(())
+}
+
+/// Trains a model (see [`ValidGbdtParams::fit`]).
+pub(crate) fn fit(
+    vp: &ValidGbdtParams,
+    train: Matrix<'_>,
+    y: &[f64],
+    valid: Option<(Matrix<'_>, &[f64])>,
+    feature_names: Vec<String>,
+) -> Result<(Gbdt, TrainReport)> {
+    let t0 = Instant::now();
+    let p = vp.params();
+    let (n, d) = (train.n_rows, train.n_features);
+    if n == 0 || d == 0 {
+        return Err(Error::invalid("train.x", "no rows or no features"));
+    }
+    if feature_names.len() != d {
+        return Err(Error::invalid("feature_names", format!("{} names for {d} features", feature_names.len())));
+    }
+    check_data("train", &train, y, p.objective, d)?;
+    if let Some((vm, vy)) = &valid {
+        check_data("valid", vm, vy, p.objective, d)?;
+    }
+    let mappers = fit_mappers(train.x, n, d, p.max_bin, p.bin_construct_sample_cnt, p.seed);
+    let binned = bin_matrix(train.x, n, &mappers);
+    let missing: Vec<u8> = mappers.iter().map(|m| m.missing()).collect();
+    let valid_binned = valid.as_ref().map(|(vm, vy)| (bin_matrix(vm.x, vm.n_rows, &mappers), *vy));
+
+    // Row weights of the binary objective.
+    let weight: Vec<f64> = match p.objective {
+        Objective::Binary if p.scale_pos_weight != 1.0 => y.iter().map(|&t| if t == 1.0 { p.scale_pos_weight } else { 1.0 }).collect(),
+        _ => Vec::new(),
+    };
+    let w = |i: usize| if weight.is_empty() { 1.0 } else { weight[i] };
+    let init_score = match p.objective {
+        Objective::Binary => {
+            let (pos, tot) = (0..n).fold((0.0, 0.0), |(a, b), i| (a + w(i) * y[i], b + w(i)));
+            let pr = (pos / tot).clamp(1e-15, 1.0 - 1e-15);
+            (pr / (1.0 - pr)).ln()
+        }
+        Objective::SquaredError => y.iter().sum::<f64>() / n as f64,
+        Objective::Quantile { alpha } => quantile_of(&mut y.to_vec(), alpha),
+    };
+    let mut score = vec![init_score; n];
+    let mut valid_score: Vec<f64> = valid_binned.as_ref().map(|(b, _)| vec![init_score; b.n_rows]).unwrap_or_default();
+    let mut grad = vec![0.0; n];
+    let mut hess = vec![0.0; n];
+    let mut rng = SplitMix64::new(p.seed);
+    let mut trees: Vec<Tree> = Vec::new();
+    let mut valid_loss = Vec::new();
+    let mut best: Option<(f64, usize)> = None;
+    let mut bag: Vec<u32> = (0..n as u32).collect();
+    let all_features: Vec<usize> = (0..d).collect();
+    let bagging = p.bagging_fraction < 1.0;
+    let mut rounds = 0;
+    for iter in 0..p.num_iterations {
+        rounds = iter + 1;
+        // Gradients and hessians of the loss at the current scores.
+        let objective = p.objective;
+        grad.par_iter_mut().zip(hess.par_iter_mut()).enumerate().for_each(|(i, (g, h))| {
+            let (t, s) = (y[i], score[i]);
+            let wi = if weight.is_empty() { 1.0 } else { weight[i] };
+            match objective {
+                Objective::Binary => {
+                    let pr = sigmoid(s);
+                    *g = wi * (pr - t);
+                    *h = (wi * pr * (1.0 - pr)).max(1e-16);
+                }
+                Objective::SquaredError => {
+                    *g = s - t;
+                    *h = 1.0;
+                }
+                Objective::Quantile { alpha } => {
+                    *g = if t < s { 1.0 - alpha } else { -alpha };
+                    *h = 1.0;
+                }
+            }
+        });
+        if bagging && iter % p.bagging_freq == 0 {
+            let k = ((n as f64) * p.bagging_fraction).round().max(1.0) as usize;
+            bag = rng.choose(n, k).into_iter().map(|i| i as u32).collect();
+        } else if !bagging {
+            // The learner reorders rows by leaf; any order is fine for the next tree.
+        }
+        let features: Vec<usize> = if p.feature_fraction < 1.0 {
+            let k = ((d as f64) * p.feature_fraction).round().max(1.0) as usize;
+            rng.choose(d, k)
+        } else {
+            all_features.clone()
+        };
+        let grow = Grow {
+            binned: &binned,
+            mappers: &mappers,
+            grad: &grad,
+            hess: &hess,
+            num_leaves: p.num_leaves,
+            max_depth: p.max_depth,
+            min_data_in_leaf: p.min_data_in_leaf as u32,
+            min_sum_hessian: p.min_sum_hessian_in_leaf,
+            min_gain: p.min_gain_to_split,
+            l1: p.lambda_l1,
+            l2: p.lambda_l2,
+            features: &features,
+        };
+        let (mut tree, ranges) = grow.grow(&mut bag);
+        // Leaf values: the second-order optimum (set by the learner), or for the quantile
+        // objective the α-quantile of the residuals in the leaf; then the learning rate.
+        if let Objective::Quantile { alpha } = p.objective {
+            for (leaf, &(start, len)) in ranges.iter().enumerate() {
+                let mut r: Vec<f64> = bag[start..start + len].iter().map(|&i| y[i as usize] - score[i as usize]).collect();
+                tree.leaf_value[leaf] = quantile_of(&mut r, alpha);
+            }
+        }
+        for v in &mut tree.leaf_value {
+            *v *= p.learning_rate;
+        }
+        // Training scores: by leaf ranges when every row was in the bag, else by traversal.
+        if !bagging {
+            for (leaf, &(start, len)) in ranges.iter().enumerate() {
+                let v = tree.leaf_value[leaf];
+                for &i in &bag[start..start + len] {
+                    score[i as usize] += v;
+                }
+            }
+        } else {
+            let t = &tree;
+            score.par_iter_mut().enumerate().for_each(|(i, s)| {
+                *s += t.leaf_value[t.leaf_binned(&binned.bins[i * d..(i + 1) * d], &missing)];
+            });
+        }
+        if let Some((vb, vy)) = &valid_binned {
+            let t = &tree;
+            valid_score.par_iter_mut().enumerate().for_each(|(i, s)| {
+                *s += t.leaf_value[t.leaf_binned(&vb.bins[i * d..(i + 1) * d], &missing)];
+            });
+            let l = loss(p.objective, vy, &valid_score);
+            valid_loss.push(l);
+            if best.is_none_or(|(b, _)| l < b) {
+                best = Some((l, iter + 1));
+            }
+        }
+        trees.push(tree);
+        if p.early_stopping_rounds > 0
+            && let Some((_, best_iter)) = best
+            && iter + 1 - best_iter >= p.early_stopping_rounds
+        {
+            break;
+        }
+    }
+    if p.early_stopping_rounds > 0
+        && let Some((_, best_iter)) = best
+    {
+        trees.truncate(best_iter);
+    }
+    let report = TrainReport {
+        trees: trees.len(),
+        rounds,
+        valid_loss,
+        best_valid_loss: best.map(|b| b.0),
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    let model = Gbdt::new(p.objective, init_score, trees, feature_names, p.clone());
+    Ok((model, report))
+}
