@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// omen predicts whether a deployment will fail before it reaches all users.
 #[derive(Debug, Parser)]
@@ -38,6 +38,30 @@ pub enum Command {
     /// Build model inputs from the ingested datasets
     #[command(subcommand)]
     Features(Features),
+    /// Train a model on a feature table (Parquet or CSV)
+    Train {
+        /// failure (binary classifier) or performance (regressor)
+        #[arg(value_enum)]
+        target: TrainTarget,
+        /// The feature table
+        #[arg(long)]
+        features: PathBuf,
+        /// The label column
+        #[arg(long)]
+        label: String,
+        /// Orders the time-based split (file order without it)
+        #[arg(long)]
+        time_column: Option<String>,
+        /// The last fraction of rows held out for testing
+        #[arg(long, default_value_t = 0.2)]
+        holdout: f64,
+        /// A GBDT hyperparameter, LightGBM's names (num_leaves=31, learning_rate=0.05, …); repeatable
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Write the model artifact here
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Run the pipeline on the bundled samples (or the config's sources) and show the results
     Quickstart,
 }
@@ -101,4 +125,10 @@ pub enum Ingest {
 pub enum Features {
     /// Write `features/`: one row per deployment × checkpoint, point-in-time correct
     Build,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TrainTarget {
+    Failure,
+    Performance,
 }

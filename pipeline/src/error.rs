@@ -6,6 +6,8 @@
 pub enum Error {
     #[error(transparent)]
     Features(#[from] omen_features::Error),
+    #[error(transparent)]
+    Model(#[from] omen_models::Error),
     #[error("dataframe: {0}")]
     Polars(#[from] polars::error::PolarsError),
     #[error("config {path}: {message}")]

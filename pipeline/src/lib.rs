@@ -7,5 +7,6 @@ pub mod error;
 pub mod features;
 pub mod ingest;
 pub mod quickstart;
+pub mod train;
 
 pub use error::{Error, Result};

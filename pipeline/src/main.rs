@@ -16,7 +16,7 @@ use omen_pipeline::config::Config;
 use omen_pipeline::ingest::{self, MetricsIngest, PrometheusPull};
 use omen_pipeline::quickstart::{self, QuickstartReport};
 
-use crate::cli::{Cli, Command, Features, Ingest};
+use crate::cli::{Cli, Command, Features, Ingest, TrainTarget};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -141,6 +141,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 pb.finish_and_clear();
                 print(json, &summary, || summary.human())?;
             }
+            Command::Train { target, features, label, time_column, holdout, params, out } => {
+                let args = omen_pipeline::train::TrainArgs {
+                    kind: match target {
+                        TrainTarget::Failure => omen_pipeline::train::TrainKind::Failure,
+                        TrainTarget::Performance => omen_pipeline::train::TrainKind::Performance,
+                    },
+                    features,
+                    label,
+                    time_column,
+                    holdout,
+                    params: gbdt_params(&params)?,
+                    out,
+                };
+                let (summary, _) = tokio::task::block_in_place(|| omen_pipeline::train::train(&args))?;
+                print(json, &summary, || summary.human())?;
+            }
             Command::Quickstart => {
                 let Some(path) = &config_path else {
                     anyhow::bail!("quickstart needs --config omen.toml (or data/samples/omen.toml in the current folder)");
@@ -167,6 +183,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// GBDT hyperparameters from `--param key=value` flags over the defaults.
+fn gbdt_params(flags: &[String]) -> anyhow::Result<omen_models::gbdt::GbdtParams> {
+    let mut map = match serde_json::to_value(omen_models::gbdt::GbdtParams::default())? {
+        serde_json::Value::Object(m) => m,
+        _ => anyhow::bail!("hyperparameters are not an object"),
+    };
+    for f in flags {
+        let Some((k, v)) = f.split_once('=') else {
+            anyhow::bail!("--param {f}: expected KEY=VALUE");
+        };
+        let value = match v {
+            "true" => serde_json::Value::Bool(true),
+            "false" => serde_json::Value::Bool(false),
+            _ => match v.parse::<i64>() {
+                Ok(i) => i.into(),
+                Err(_) => match v.parse::<f64>() {
+                    Ok(x) => x.into(),
+                    Err(_) => v.into(),
+                },
+            },
+        };
+        if !map.contains_key(k) {
+            anyhow::bail!("--param {k}: unknown hyperparameter (known: {})", map.keys().cloned().collect::<Vec<_>>().join(", "));
+        }
+        map.insert(k.to_string(), value);
+    }
+    serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| anyhow::anyhow!("--param: {e}"))
 }
 
 fn metrics_ingest(config: &Config) -> MetricsIngest {

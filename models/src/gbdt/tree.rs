@@ -89,9 +89,18 @@ impl Tree {
     }
 }
 
-/// Sums of one histogram bin.
+/// Sums of one histogram bin. Counts are not kept per bin: like LightGBM, a split's row counts
+/// are estimated from its hessian sums (`count ≈ h × rows / Σh` of the leaf), exact for the
+/// objectives whose hessian is 1; the leaves' own counts are exact.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct Bin {
+    g: f64,
+    h: f64,
+}
+
+/// A split candidate's side: sums and (estimated) row count.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Side {
     g: f64,
     h: f64,
     c: u32,
@@ -104,8 +113,8 @@ type Hist = Vec<Bin>;
 pub(crate) struct Grow<'a> {
     pub binned: &'a Binned,
     pub mappers: &'a [BinMapper],
-    pub grad: &'a [f64],
-    pub hess: &'a [f64],
+    /// Gradient and hessian of every row.
+    pub gh: &'a [[f32; 2]],
     pub num_leaves: usize,
     pub max_depth: Option<usize>,
     pub min_data_in_leaf: u32,
@@ -115,7 +124,16 @@ pub(crate) struct Grow<'a> {
     pub l2: f64,
     /// Features this tree may split on.
     pub features: &'a [usize],
+    /// Start of each feature's bins in a histogram (filled by [`Grow::new`]).
+    pub offsets: Vec<usize>,
+    /// Whether `features` is every feature (filled by [`Grow::new`]).
+    pub all_features: bool,
+    /// Histogram buffers for reuse (fresh pages cost more than the histograms).
+    pub pool: &'a HistPool,
 }
+
+/// Histogram buffers kept across trees.
+pub(crate) type HistPool = std::sync::Mutex<Vec<Vec<Bin>>>;
 
 #[derive(Debug, Clone, Copy)]
 struct Split {
@@ -123,14 +141,14 @@ struct Split {
     bin: u8,
     default_left: bool,
     gain: f64,
-    left: Bin,
-    right: Bin,
+    left: Side,
+    right: Side,
 }
 
 struct Leaf {
     start: usize,
     len: usize,
-    sum: Bin,
+    sum: Side,
     depth: usize,
     hist: Option<Hist>,
     best: Option<Split>,
@@ -162,75 +180,152 @@ fn leaf_gain(g: f64, h: f64, l1: f64, l2: f64) -> f64 {
 
 const PARALLEL_ROWS: usize = 16_384;
 
-impl Grow<'_> {
-    fn offsets(&self) -> Vec<usize> {
-        let mut o = Vec::with_capacity(self.mappers.len() + 1);
+/// How many rows ahead the scattered reads of a leaf's rows are prefetched.
+const PREFETCH_AHEAD: usize = 24;
+
+/// Hints the CPU to bring `slice[i]` into cache (nothing when `i` is out of bounds). A hint
+/// only: it cannot change a result. The one `unsafe` of omen: `_mm_prefetch` is an intrinsic
+/// (SSE, part of the x86-64 baseline) on a pointer taken from a live reference, and a prefetch
+/// never faults.
+#[inline(always)]
+#[allow(unsafe_code)]
+fn prefetch<T>(slice: &[T], i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(x) = slice.get(i) {
+        // SAFETY: a cache hint on a valid address; SSE is always present on x86-64.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((x as *const T).cast()) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (slice, i);
+}
+
+impl<'a> Grow<'a> {
+    /// Completes the derived fields.
+    pub(crate) fn new(mut g: Grow<'a>) -> Grow<'a> {
+        let mut o = Vec::with_capacity(g.mappers.len() + 1);
         let mut acc = 0;
-        for m in self.mappers {
+        for m in g.mappers {
             o.push(acc);
             acc += m.value_bins() + 1;
         }
         o.push(acc);
-        o
+        g.offsets = o;
+        g.all_features = g.features.len() == g.mappers.len() && g.features.iter().enumerate().all(|(i, &f)| i == f);
+        g
     }
 
-    fn build_hist(&self, rows: &[u32], total_bins: usize) -> Hist {
+    fn total_bins(&self) -> usize {
+        *self.offsets.last().unwrap_or(&0)
+    }
+
+    fn take_hist(&self) -> Hist {
+        let buf = self.pool.lock().map(|mut p| p.pop()).unwrap_or(None);
+        match buf {
+            Some(mut h) => {
+                h.fill(Bin::default());
+                h
+            }
+            None => vec![Bin::default(); self.total_bins()],
+        }
+    }
+
+    fn give_hist(&self, h: Hist) {
+        if let Ok(mut p) = self.pool.lock() {
+            p.push(h);
+        }
+    }
+
+    fn fill_hist(&self, rows: &[u32], hist: &mut Hist) {
         let d = self.binned.n_features;
         let bins = &self.binned.bins;
-        let offsets = self.offsets();
-        let build = |rows: &[u32]| {
-            let mut hist = vec![Bin::default(); total_bins];
-            for &r in rows {
+        let offsets = &self.offsets[..d];
+        if self.all_features {
+            // Prefetch the row and gradient `PREFETCH_AHEAD` rows on, so that the cache
+            // misses of a leaf's scattered rows overlap.
+            for (i, &r) in rows.iter().enumerate() {
+                if let Some(&next) = rows.get(i + PREFETCH_AHEAD) {
+                    let next = next as usize;
+                    prefetch(bins, next * d);
+                    prefetch(self.gh, next);
+                }
                 let r = r as usize;
-                let (g, h) = (self.grad[r], self.hess[r]);
+                let [g, h] = self.gh[r];
+                let (g, h) = (f64::from(g), f64::from(h));
                 let row = &bins[r * d..(r + 1) * d];
-                for &f in self.features {
-                    let b = &mut hist[offsets[f] + row[f] as usize];
-                    b.g += g;
-                    b.h += h;
-                    b.c += 1;
+                for (&b, &o) in row.iter().zip(offsets) {
+                    let e = &mut hist[o + b as usize];
+                    e.g += g;
+                    e.h += h;
                 }
             }
-            hist
-        };
-        if rows.len() < PARALLEL_ROWS {
-            return build(rows);
-        }
-        let chunk = rows.len().div_ceil(rayon::current_num_threads().max(1) * 2);
-        rows.par_chunks(chunk).map(build).reduce(
-            || vec![Bin::default(); total_bins],
-            |mut a, b| {
-                for (x, y) in a.iter_mut().zip(&b) {
-                    x.g += y.g;
-                    x.h += y.h;
-                    x.c += y.c;
+        } else {
+            for &r in rows {
+                let r = r as usize;
+                let [g, h] = self.gh[r];
+                let (g, h) = (f64::from(g), f64::from(h));
+                let row = &bins[r * d..(r + 1) * d];
+                for &f in self.features {
+                    let e = &mut hist[offsets[f] + row[f] as usize];
+                    e.g += g;
+                    e.h += h;
                 }
-                a
-            },
-        )
+            }
+        }
     }
 
-    fn best_split(&self, hist: &Hist, sum: Bin, depth: usize) -> Option<Split> {
+    fn build_hist(&self, rows: &[u32]) -> Hist {
+        let threads = rayon::current_num_threads().max(1);
+        if rows.len() < PARALLEL_ROWS || threads == 1 {
+            let mut h = self.take_hist();
+            self.fill_hist(rows, &mut h);
+            return h;
+        }
+        // One chunk per thread, each into its own buffer; the first collects the others.
+        let chunk = rows.len().div_ceil(threads);
+        let mut parts: Vec<Hist> = rows
+            .par_chunks(chunk)
+            .map(|c| {
+                let mut h = self.take_hist();
+                self.fill_hist(c, &mut h);
+                h
+            })
+            .collect();
+        let mut total = parts.swap_remove(0);
+        for p in parts {
+            for (x, y) in total.iter_mut().zip(&p) {
+                x.g += y.g;
+                x.h += y.h;
+            }
+            self.give_hist(p);
+        }
+        total
+    }
+
+    fn best_split(&self, hist: &Hist, sum: Side, depth: usize) -> Option<Split> {
         if self.max_depth.is_some_and(|m| depth >= m) || sum.c < 2 * self.min_data_in_leaf {
             return None;
         }
-        let offsets = self.offsets();
+        // Row counts of a candidate side, from its hessian sum (LightGBM's estimate).
+        let per_hess = if sum.h > 0.0 { sum.c as f64 / sum.h } else { 0.0 };
+        let count = |h: f64| ((h * per_hess).round().max(0.0) as u32).min(sum.c);
         let parent = leaf_gain(sum.g, sum.h, self.l1, self.l2);
         let mut best: Option<Split> = None;
         for &f in self.features {
             let nb = self.mappers[f].value_bins();
-            let h = &hist[offsets[f]..offsets[f] + nb + 1];
+            let o = self.offsets[f];
+            let h = &hist[o..o + nb + 1];
             let miss = h[nb];
+            let has_missing = miss.h > 0.0 || miss.g != 0.0;
             let mut acc = Bin::default();
             // Every value bin, the last included: "every value left, missing right" is a split.
             for (b, bin) in h[..nb].iter().enumerate() {
                 acc.g += bin.g;
                 acc.h += bin.h;
-                acc.c += bin.c;
-                let directions: &[bool] = if miss.c > 0 { &[false, true] } else { &[false] };
+                let directions: &[bool] = if has_missing { &[false, true] } else { &[false] };
                 for &default_left in directions {
-                    let left = if default_left { Bin { g: acc.g + miss.g, h: acc.h + miss.h, c: acc.c + miss.c } } else { acc };
-                    let right = Bin { g: sum.g - left.g, h: sum.h - left.h, c: sum.c - left.c };
+                    let (lg, lh) = if default_left { (acc.g + miss.g, acc.h + miss.h) } else { (acc.g, acc.h) };
+                    let left = Side { g: lg, h: lh, c: count(lh) };
+                    let right = Side { g: sum.g - lg, h: sum.h - lh, c: sum.c - left.c };
                     if left.c < self.min_data_in_leaf || right.c < self.min_data_in_leaf {
                         continue;
                     }
@@ -248,18 +343,65 @@ impl Grow<'_> {
         best
     }
 
+    /// Moves the rows going left (bin ≤ `bin`, missing per `default_left`) to the front of
+    /// `rows`, keeping order on both sides; returns how many went left.
+    fn partition(&self, rows: &mut [u32], f: usize, bin: u8, default_left: bool, scratch: &mut Vec<u32>) -> usize {
+        let d = self.binned.n_features;
+        let missing = self.mappers[f].missing();
+        let bins = &self.binned.bins;
+        let goes_left = |r: u32| {
+            let b = bins[r as usize * d + f];
+            if b == missing { default_left } else { b <= bin }
+        };
+        // In place: left rows compacted to the front, right rows to `out`.
+        let split_into = |rows: &mut [u32], out: &mut Vec<u32>| {
+            out.clear();
+            let mut n_left = 0;
+            for k in 0..rows.len() {
+                if let Some(&next) = rows.get(k + PREFETCH_AHEAD) {
+                    prefetch(bins, next as usize * d + f);
+                }
+                let r = rows[k];
+                if goes_left(r) {
+                    rows[n_left] = r;
+                    n_left += 1;
+                } else {
+                    out.push(r);
+                }
+            }
+            n_left
+        };
+        if rows.len() < 2 * PARALLEL_ROWS || rayon::current_num_threads() < 2 {
+            let n_left = split_into(rows, scratch);
+            rows[n_left..].copy_from_slice(scratch);
+            return n_left;
+        }
+        let mid = rows.len() / 2;
+        let (a, b) = rows.split_at_mut(mid);
+        let mut right_b = Vec::new();
+        let (left_a, left_b) = rayon::join(|| split_into(a, scratch), || split_into(b, &mut right_b));
+        // rows = [La | (Ra in scratch) | Lb | (Rb)] → [La | Lb | Ra | Rb].
+        let right_a = std::mem::take(scratch);
+        rows.copy_within(mid..mid + left_b, left_a);
+        let n_left = left_a + left_b;
+        rows[n_left..n_left + right_a.len()].copy_from_slice(&right_a);
+        rows[n_left + right_a.len()..].copy_from_slice(&right_b);
+        *scratch = right_a;
+        n_left
+    }
+
     /// Grows one tree on the rows `indices` (reordered in place: each leaf's rows end up in one
     /// contiguous range). Returns the tree (leaf values not yet set: the caller fits them) and
     /// every leaf's range of `indices`.
     pub(crate) fn grow(&self, indices: &mut [u32]) -> (Tree, Vec<(usize, usize)>) {
-        let total_bins = *self.offsets().last().unwrap_or(&0);
-        let mut sum = Bin::default();
+        let mut sum = Side::default();
         for &r in indices.iter() {
-            sum.g += self.grad[r as usize];
-            sum.h += self.hess[r as usize];
+            let [g, h] = self.gh[r as usize];
+            sum.g += f64::from(g);
+            sum.h += f64::from(h);
         }
         sum.c = indices.len() as u32;
-        let root_hist = self.build_hist(indices, total_bins);
+        let root_hist = self.build_hist(indices);
         let root_best = self.best_split(&root_hist, sum, 0);
         let mut leaves = vec![Leaf { start: 0, len: indices.len(), sum, depth: 0, hist: Some(root_hist), best: root_best, parent: None }];
         let mut tree = Tree::constant(0.0, indices.len() as f64);
@@ -279,25 +421,10 @@ impl Grow<'_> {
             let Some(i) = pick else { break };
             let split = leaves[i].best.take().expect("picked a leaf with a split");
             let (start, len, depth) = (leaves[i].start, leaves[i].len, leaves[i].depth);
-            // Partition the leaf's rows: left first, stable.
+            // Partition the leaf's rows: left first, stable (in two halves at once when large).
             let f = split.feature;
-            let d = self.binned.n_features;
-            let missing = self.mappers[f].missing();
             let rows = &mut indices[start..start + len];
-            scratch.clear();
-            let mut n_left = 0;
-            for k in 0..rows.len() {
-                let r = rows[k];
-                let b = self.binned.bins[r as usize * d + f];
-                let go_left = if b == missing { split.default_left } else { b <= split.bin };
-                if go_left {
-                    rows[n_left] = r;
-                    n_left += 1;
-                } else {
-                    scratch.push(r);
-                }
-            }
-            rows[n_left..].copy_from_slice(&scratch);
+            let n_left = self.partition(rows, f, split.bin, split.default_left, &mut scratch);
             // The new internal node.
             let node = tree.split_feature.len();
             tree.split_feature.push(f as u32);
@@ -322,20 +449,22 @@ impl Grow<'_> {
             } else {
                 (false, &indices[start + n_left..start + len])
             };
-            let small = self.build_hist(small_rows, total_bins);
+            let small = self.build_hist(small_rows);
             let mut large = parent_hist;
             for (x, y) in large.iter_mut().zip(&small) {
                 x.g -= y.g;
                 x.h -= y.h;
-                x.c -= y.c;
             }
             let (left_hist, right_hist) = if small_is_left { (small, large) } else { (large, small) };
-            let left_best = self.best_split(&left_hist, split.left, depth + 1);
-            let right_best = self.best_split(&right_hist, split.right, depth + 1);
+            // The partition knows the exact counts.
+            let left_sum = Side { c: n_left as u32, ..split.left };
+            let right_sum = Side { c: (len - n_left) as u32, ..split.right };
+            let left_best = self.best_split(&left_hist, left_sum, depth + 1);
+            let right_best = self.best_split(&right_hist, right_sum, depth + 1);
             leaves[i] = Leaf {
                 start,
                 len: n_left,
-                sum: split.left,
+                sum: left_sum,
                 depth: depth + 1,
                 hist: Some(left_hist),
                 best: left_best,
@@ -344,12 +473,17 @@ impl Grow<'_> {
             leaves.push(Leaf {
                 start: start + n_left,
                 len: len - n_left,
-                sum: split.right,
+                sum: right_sum,
                 depth: depth + 1,
                 hist: Some(right_hist),
                 best: right_best,
                 parent: Some((node, false)),
             });
+        }
+        for l in &mut leaves {
+            if let Some(h) = l.hist.take() {
+                self.give_hist(h);
+            }
         }
         // Leaves in order; point their parents at them.
         let mut ranges = Vec::with_capacity(leaves.len());
