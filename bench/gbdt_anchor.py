@@ -24,7 +24,7 @@ def gen(a):
     x = rng.normal(size=(n, d))
     s = (1.2 * x[:, 0] * x[:, 1] + np.sin(2 * x[:, 2]) * 1.5 + np.where(x[:, 3] > 0.7, 1.5, -0.3)
          + 0.8 * np.abs(x[:, 4]) - 0.6 * x[:, 5] ** 2 + 0.5 * x[:, 6] * (x[:, 7] > 0))
-    s = s - np.quantile(s, 0.9) + 0.8  # about 10 % positives after noise
+    s = s - np.quantile(s, 0.9) - 0.1  # about 10 % positives after noise
     y = (rng.random(n) < 1 / (1 + np.exp(-3 * s))).astype(np.int8)
     x[rng.random((n, d)) < 0.05] = np.nan
     cols = {f"f{j:02d}": x[:, j] for j in range(d)}

@@ -7,3 +7,4 @@ mod ingest_other;
 mod prometheus;
 mod quickstart;
 mod s3;
+mod train;
