@@ -5,9 +5,12 @@
 //! and the statistics, never the other way round.
 //!
 //! - [`gbdt`]: omen's histogram gradient-boosted trees (issue 5).
+//! - [`calibrate`]: isotonic and Platt calibration, the expected calibration error, and
+//!   split-conformal intervals.
 //! - [`judge`]: the reference judge `mann-whitney`, with the semantics of Kayenta's
 //!   NetflixACAJudge (DESIGN §5, §6).
 
+pub mod calibrate;
 mod error;
 pub mod gbdt;
 pub mod judge;

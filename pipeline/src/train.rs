@@ -4,12 +4,15 @@
 //! The table's numeric and boolean columns other than the label and the time column are the
 //! features (string columns are listed as ignored). Rows are ordered by `--time-column` when it
 //! is given (file order otherwise); the last `--holdout` fraction is the test set, and the last
-//! 10 % of the rest the validation set that early stopping watches. Rows without a label are
-//! dropped and counted.
+//! 10 % of the rest the validation split: early stopping watches it, the failure model's
+//! probabilities are calibrated on it (isotonic regression, Platt scaling under 1,000 rows), and
+//! the performance model's 80 % and 95 % intervals (quantile models at their ends) get their
+//! split-conformal correction from it. Rows without a label are dropped and counted.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use omen_models::calibrate::{Conformal, Isotonic, Platt, expected_calibration_error};
 use omen_models::gbdt::{GbdtParams, Matrix, Objective};
 use polars::prelude::*;
 use serde::Serialize;
@@ -47,6 +50,19 @@ pub struct Metrics {
     pub brier: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ece: Option<f64>,
+    /// ECE of the model's own probabilities, before calibration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ece_uncalibrated: Option<f64>,
+    /// Share of held-out labels inside the 80 % interval (quantile models, conformal correction).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage_80: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage_95: Option<f64>,
+    /// Mean width of the 80 % and 95 % intervals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width_80: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width_95: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rmse: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -161,7 +177,8 @@ pub fn train(args: &TrainArgs) -> Result<(TrainSummary, Option<omen_models::gbdt
     let n = keep.len();
     let n_test = ((n as f64) * args.holdout).round() as usize;
     let n_fit = n - n_test;
-    let n_valid = if args.params.early_stopping_rounds > 0 { n_fit / 10 } else { 0 };
+    // The validation split (early stopping) doubles as the calibration split.
+    let n_valid = n_fit / 10;
     let n_train = n_fit - n_valid;
     if n_train < 2 || n_test < 1 {
         return Err(Error::input(&file, format!("{n} labelled rows are too few to split")));
@@ -189,9 +206,9 @@ pub fn train(args: &TrainArgs) -> Result<(TrainSummary, Option<omen_models::gbdt
             o => o,
         },
     };
-    let valid = params.check()?;
+    let valid = params.clone().check()?;
     let t1 = Instant::now();
-    let validation = (n_valid > 0).then(|| (Matrix::new(&xv, d), yv.as_slice()));
+    let validation = (n_valid > 0 && params.early_stopping_rounds > 0).then(|| (Matrix::new(&xv, d), yv.as_slice()));
     let (model, report) = valid.fit(Matrix::new(&xt, d), &yt, validation, features.clone())?;
     let train_seconds = t1.elapsed().as_secs_f64();
     let t2 = Instant::now();
@@ -208,8 +225,55 @@ pub fn train(args: &TrainArgs) -> Result<(TrainSummary, Option<omen_models::gbdt
     std::hint::black_box(sink);
     let single_row_us = t3.elapsed().as_secs_f64() / reps as f64 * 1e6;
     let metrics = match args.kind {
-        TrainKind::Failure => classifier_metrics(&yh, &pred),
-        TrainKind::Performance => regressor_metrics(&yh, &pred),
+        TrainKind::Failure => {
+            // Isotonic calibration on the calibration split (Platt scaling when it is small).
+            let pv = model.predict_batch(Matrix::new(&xv, d));
+            let calibrated: Vec<f64> = if yv.len() >= 1000 {
+                match Isotonic::fit(&pv, &yv) {
+                    Some(iso) => pred.iter().map(|&p| iso.predict(p)).collect(),
+                    None => pred.clone(),
+                }
+            } else {
+                let logit = |p: f64| (p.clamp(1e-12, 1.0 - 1e-12) / (1.0 - p.clamp(1e-12, 1.0 - 1e-12))).ln();
+                let sv: Vec<f64> = pv.iter().map(|&p| logit(p)).collect();
+                match Platt::fit(&sv, &yv) {
+                    Some(pl) => pred.iter().map(|&p| pl.predict(logit(p))).collect(),
+                    None => pred.clone(),
+                }
+            };
+            let mut m = classifier_metrics(&yh, &calibrated);
+            m.auc = classifier_metrics(&yh, &pred).auc;
+            m.ece_uncalibrated = Some(expected_calibration_error(&pred, &yh, 10));
+            m
+        }
+        TrainKind::Performance => {
+            let mut m = regressor_metrics(&yh, &pred);
+            // 80 % and 95 % intervals: quantile models at the interval ends, corrected by split
+            // conformal prediction on the calibration split.
+            if n_valid >= 20 {
+                for (coverage, lo_a, hi_a) in [(0.8, 0.1, 0.9), (0.95, 0.025, 0.975)] {
+                    let quantile_model = |alpha: f64| -> Result<omen_models::gbdt::Gbdt> {
+                        let mut p = params.clone();
+                        p.objective = Objective::Quantile { alpha };
+                        p.early_stopping_rounds = 0;
+                        Ok(p.check()?.fit(Matrix::new(&xt, d), &yt, None, features.clone())?.0)
+                    };
+                    let (lo, hi) = (quantile_model(lo_a)?, quantile_model(hi_a)?);
+                    let (lv, hv) = (lo.predict_batch(Matrix::new(&xv, d)), hi.predict_batch(Matrix::new(&xv, d)));
+                    let Some(conf) = Conformal::fit(&lv, &hv, &yv, coverage) else { continue };
+                    let (lh, hh) = (lo.predict_batch(Matrix::new(&xh, d)), hi.predict_batch(Matrix::new(&xh, d)));
+                    let (l, h): (Vec<f64>, Vec<f64>) = lh.iter().zip(&hh).map(|(&a, &b)| conf.interval(a, b)).unzip();
+                    let cov = omen_models::calibrate::coverage(&l, &h, &yh);
+                    let width = l.iter().zip(&h).map(|(a, b)| b - a).sum::<f64>() / l.len().max(1) as f64;
+                    if coverage == 0.8 {
+                        (m.coverage_80, m.width_80) = (Some(cov), Some(width));
+                    } else {
+                        (m.coverage_95, m.width_95) = (Some(cov), Some(width));
+                    }
+                }
+            }
+            m
+        }
     };
     let out = match &args.out {
         Some(p) => {

@@ -44,7 +44,7 @@ fn train_on_an_analysts_table_reports_held_out_metrics() {
     assert_eq!(j["ignored_columns"], serde_json::json!(["team"]), "string columns are not features");
     let m = &j["metrics"];
     assert!(m["auc"].as_f64().unwrap() > 0.85, "{m}");
-    for k in ["pr_auc", "brier", "ece"] {
+    for k in ["pr_auc", "brier", "ece", "ece_uncalibrated"] {
         assert!(m[k].is_number(), "{k} missing: {m}");
     }
     assert!(j["train_seconds"].is_number());
@@ -53,6 +53,10 @@ fn train_on_an_analysts_table_reports_held_out_metrics() {
     let j = json_ok(&omen(dir.path(), &["train", "performance", "--features", f, "--label", "latency", "--time-column", "ts", "--json"]));
     let rmse = j["metrics"]["rmse"].as_f64().unwrap();
     assert!(rmse < 12.0, "latency sd is about 25; rmse {rmse}");
+    // Conformal intervals cover about what they promise on the held-out rows.
+    let (c80, c95) = (j["metrics"]["coverage_80"].as_f64().unwrap(), j["metrics"]["coverage_95"].as_f64().unwrap());
+    assert!((0.72..=0.9).contains(&c80) && (0.9..=0.995).contains(&c95), "coverage {c80} {c95}");
+    assert!(j["metrics"]["width_95"].as_f64().unwrap() > j["metrics"]["width_80"].as_f64().unwrap());
 }
 
 #[test]
