@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# omen's GBDT against LightGBM and XGBoost, side by side on the same Parquet, a row of
-# BENCHMARKS.md: a generated 1M × 40 table (non-linear signal, 5 % missing values), 200 rounds,
-# 31 leaves, learning rate 0.1, 255 bins, 2 threads, the last 20 % of rows held out.
+# omen's GBDT against LightGBM and XGBoost, side by side on the same Parquet, rows of
+# BENCHMARKS.md: (1) a generated 1M × 40 table (non-linear signal, 10 % positives, 5 % missing
+# values), 200 rounds; (2) the feature table of `omen features build` on bench/gen_features.py's
+# store (10,000 deployments × 4 checkpoints, 512 numeric inputs), 100 rounds, label
+# `label_failed`, ordered by `checkpoint_at`. 31 leaves, learning rate 0.1, 255 bins, 2 threads,
+# the last 20 % of rows held out, the same training rows for every library.
 # The anchors run from a virtual environment this script creates.
 # Usage: bench/gbdt.sh [ROWS] [FEATURES]
 set -euo pipefail
@@ -18,16 +21,22 @@ OMEN="$CARGO_TARGET_DIR/release/omen"
 W=$(mktemp -d /tmp/omen-bench-gbdt.XXXX)
 trap 'rm -rf "$W"' EXIT
 "$VENV/bin/python" bench/gbdt_anchor.py gen "$W/table.parquet" --rows "$ROWS" --features "$FEATURES"
-for round in 1 2; do
-  "$VENV/bin/python" bench/gbdt_anchor.py lightgbm "$W/table.parquet" > "$W/lgb.json"
-  "$VENV/bin/python" bench/gbdt_anchor.py xgboost "$W/table.parquet" > "$W/xgb.json"
-  RAYON_NUM_THREADS=2 "$OMEN" train failure --features "$W/table.parquet" --label label --holdout 0.2 \
-    --param num_iterations=200 --param num_leaves=31 --param learning_rate=0.1 --param max_bin=255 --json > "$W/omen.json"
-  python3 - "$W" "$round" <<'PY'
+"$VENV/bin/python" bench/gen_features.py "$W/store" > /dev/null
+"$OMEN" features build --store "$W/store" --json > /dev/null
+run() { # NAME TABLE LABEL ROUNDS [TIME_COLUMN]
+  local name=$1 table=$2 label=$3 rounds=$4 time=${5:-}
+  local tflag=() oflag=()
+  [ -n "$time" ] && tflag=(--time-column "$time") && oflag=(--time-column "$time")
+  for round in 1 2; do
+    "$VENV/bin/python" bench/gbdt_anchor.py lightgbm "$table" --label "$label" --rounds "$rounds" "${tflag[@]}" > "$W/lgb.json"
+    "$VENV/bin/python" bench/gbdt_anchor.py xgboost "$table" --label "$label" --rounds "$rounds" "${tflag[@]}" > "$W/xgb.json"
+    RAYON_NUM_THREADS=2 "$OMEN" train failure --features "$table" --label "$label" --holdout 0.2 "${oflag[@]}" \
+      --param num_iterations="$rounds" --param num_leaves=31 --param learning_rate=0.1 --param max_bin=255 --json > "$W/omen.json"
+    python3 - "$W" "$name, round $round" <<'PY'
 import json, sys
 w = sys.argv[1]
 lgb, xgb, om = (json.load(open(f"{w}/{n}.json")) for n in ("lgb", "xgb", "omen"))
-print(f"round {sys.argv[2]}:")
+print(f"{sys.argv[2]}:")
 for name, t, auc, batch, one in [
     ("lightgbm", lgb["train_seconds"], lgb["auc"], lgb["batch_seconds"], lgb["single_row_us"]),
     ("xgboost", xgb["train_seconds"], xgb["auc"], xgb["batch_seconds"], xgb["single_row_us"]),
@@ -36,4 +45,7 @@ for name, t, auc, batch, one in [
     print(f"  {name:9s} train {t:7.2f}s ({t / lgb['train_seconds']:.2f}x lightgbm)  AUC {auc:.5f} ({auc - lgb['auc']:+.5f})"
           f"  batch {batch:.3f}s  single row {one:.2f} us")
 PY
-done
+  done
+}
+run "generated 1M x 40" "$W/table.parquet" label 200
+run "features table" "$W/store/features" label_failed 100 checkpoint_at

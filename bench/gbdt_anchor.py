@@ -4,8 +4,8 @@
   gbdt_anchor.py gen OUT.parquet [--rows 1000000] [--features 40] [--seed 1]
       a table with a non-linear signal, about 10 % positives and 5 % missing values;
       column `label` (0/1), features f00..f39, in time order (file order).
-  gbdt_anchor.py lightgbm|xgboost TABLE.parquet --label label [--holdout 0.2] [--rounds 200]
-      trains on the first 1 − holdout of the rows with 2 threads and LightGBM's defaults
+  gbdt_anchor.py lightgbm|xgboost TABLE.parquet|FOLDER --label label [--time-column C] [--holdout 0.2] [--rounds 200]
+      trains on the rows `omen train` trains on (see `load`) with 2 threads and LightGBM's defaults
       (31 leaves, learning rate 0.1, 255 bins), prints one JSON line: train seconds, held-out
       AUC, batch and single-row prediction latency.
 """
@@ -34,12 +34,31 @@ def gen(a):
 
 
 def load(a):
-    t = pq.read_table(a.table)
-    y = t.column(a.label).to_numpy().astype(np.float64)
-    names = [c for c in t.column_names if c != a.label]
-    x = np.column_stack([t.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in names])
-    n_test = int(round(len(y) * a.holdout))
-    return x[:-n_test], y[:-n_test], x[-n_test:], y[-n_test:]
+    """The same rows as `omen train`: files in path order (a folder is a dataset), rows ordered
+    by the time column (stable), unlabelled rows dropped, numeric and boolean columns as
+    features; the last `holdout` of the rows for testing, the last tenth of the rest (omen's
+    calibration split) left out of training."""
+    import os
+    paths = [a.table]
+    if os.path.isdir(a.table):
+        paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(a.table) for f in fs if f.endswith(".parquet"))
+    t = pa.concat_tables([pq.read_table(p) for p in paths], promote_options="default")
+    names = [c for c in t.column_names if c not in (a.label, a.time_column)
+             and (pa.types.is_integer(t.schema.field(c).type) or pa.types.is_floating(t.schema.field(c).type)
+                  or pa.types.is_boolean(t.schema.field(c).type))]
+    t = t.select(names + [a.label] + ([a.time_column] if a.time_column else []))
+    if a.time_column:
+        order = np.argsort(t.column(a.time_column).to_numpy(zero_copy_only=False), kind="stable")
+        t = t.take(order)
+    label = t.column(a.label).to_numpy(zero_copy_only=False).astype(np.float64)
+    keep = ~np.isnan(label)
+    x = np.column_stack([t.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in names])[keep]
+    y = label[keep]
+    n = len(y)
+    n_test = int(round(n * a.holdout))
+    n_fit = n - n_test
+    n_train = n_fit - n_fit // 10
+    return x[:n_train], y[:n_train], x[n_fit:], y[n_fit:]
 
 
 def auc(y, p):
@@ -98,6 +117,7 @@ def main():
     ap.add_argument("--label", default="label")
     ap.add_argument("--holdout", type=float, default=0.2)
     ap.add_argument("--rounds", type=int, default=200)
+    ap.add_argument("--time-column", dest="time_column", default=None)
     a = ap.parse_args()
     if a.cmd == "gen":
         a.out = a.path

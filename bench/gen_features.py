@@ -50,7 +50,9 @@ def main():
         shas = [f"{s:02x}{i:038x}" for i in range(n_commits)]
         ids = [f"{service}-{i:05d}" for i in range(per_service)]
         failed = rng.random(per_service) < 0.1
-        outcome = np.where(failed, "rolled_back", "success")
+        # 3 % of the labels disagree with the metrics (failures no metric shows, and the reverse).
+        flip = rng.random(per_service) < 0.03
+        outcome = np.where(failed ^ flip, "rolled_back", "success")
         steps = [[{"at": int(st), "weight": 5.0}, {"at": int(st + 10 * 60 * US), "weight": 25.0},
                   {"at": int(st + 20 * 60 * US), "weight": 50.0}, {"at": int(st + 30 * 60 * US), "weight": 100.0}]
                  for st in starts]
@@ -106,7 +108,10 @@ def main():
         for mi, m in enumerate(metrics):
             base = 1.0 + mi
             for role in ["canary", "baseline"]:
-                leak = np.where(failed[:, None] & (role == "canary"), 0.01 * k[None, :] * base, 0.0)
+                # A slow leak in the first two metrics of failed canaries, from minute 15 on,
+                # small against the noise until late: predictable, not trivially.
+                slope = 0.003 * base if mi < 2 else 0.0
+                leak = np.where(failed[:, None] & (role == "canary"), slope * np.maximum(k[None, :] - 15, 0), 0.0)
                 v = base + rng.normal(0, 0.05 * base, (per_service, minutes)) + leak
                 parts.append(pa.table({
                     "ts": pa.array(ts.ravel(), TS),

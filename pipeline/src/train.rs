@@ -111,15 +111,54 @@ impl TrainSummary {
 }
 
 fn read_table(path: &Path) -> Result<DataFrame> {
+    if path.is_dir() {
+        return read_folder(path);
+    }
     let name = path.display().to_string();
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     let file = std::fs::File::open(path).map_err(|e| Error::input(&name, e.to_string()))?;
     let df = match ext.as_str() {
         "parquet" | "pq" => ParquetReader::new(file).finish(),
         "csv" => CsvReadOptions::default().with_has_header(true).into_reader_with_file_handle(file).finish(),
-        _ => return Err(Error::input(&name, "expected a .parquet or .csv feature table")),
+        _ => return Err(Error::input(&name, "expected a .parquet or .csv feature table, or a folder of Parquet")),
     };
     df.map_err(|e| Error::input(&name, e.to_string()))
+}
+
+/// Every Parquet file under a folder (a dataset such as `features/`), hive partition keys added
+/// as string columns, files in path order.
+fn read_folder(dir: &Path) -> Result<DataFrame> {
+    let name = dir.display().to_string();
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|e| Error::input(d.display().to_string(), e.to_string()))?;
+        for e in entries {
+            let p = e.map_err(|e| Error::input(&name, e.to_string()))?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::input(&name, "no .parquet file in the folder"));
+    }
+    let mut frames = Vec::new();
+    for f in &files {
+        let file = std::fs::File::open(f).map_err(|e| Error::input(f.display().to_string(), e.to_string()))?;
+        let mut df = ParquetReader::new(file).finish().map_err(|e| Error::input(f.display().to_string(), e.to_string()))?;
+        let rel = f.strip_prefix(dir).unwrap_or(f).display().to_string();
+        for (k, v) in omen_features::store::partition_values(&rel) {
+            let h = df.height();
+            df.with_column(Column::new(k.as_str().into(), vec![v.as_str(); h]))?;
+        }
+        frames.push(df.lazy());
+    }
+    let args = UnionArgs { rechunk: true, diagonal: true, ..Default::default() };
+    Ok(concat(frames, args)?.collect()?)
 }
 
 fn is_feature_type(dt: &DataType) -> bool {

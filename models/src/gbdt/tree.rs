@@ -305,12 +305,33 @@ impl<'a> Grow<'a> {
         if self.max_depth.is_some_and(|m| depth >= m) || sum.c < 2 * self.min_data_in_leaf {
             return None;
         }
+        // Wide tables: features in parallel; the winner is the same as in order (the largest
+        // gain, the earliest feature on ties).
+        if self.features.len() >= 64 && rayon::current_num_threads() > 1 {
+            let chunk = self.features.len().div_ceil(rayon::current_num_threads() * 4);
+            return self
+                .features
+                .par_chunks(chunk)
+                .enumerate()
+                .map(|(k, fs)| self.best_split_of(fs, hist, sum).map(|s| (k, s)))
+                .reduce(|| None, |a, b| match (a, b) {
+                    (Some(x), Some(y)) => Some(if y.1.gain > x.1.gain || (y.1.gain == x.1.gain && y.0 < x.0) { y } else { x }),
+                    (x, None) => x,
+                    (None, y) => y,
+                })
+                .map(|(_, s)| s);
+        }
+        self.best_split_of(self.features, hist, sum)
+    }
+
+    fn best_split_of(&self, features: &[usize], hist: &Hist, sum: Side) -> Option<Split> {
         // Row counts of a candidate side, from its hessian sum (LightGBM's estimate).
         let per_hess = if sum.h > 0.0 { sum.c as f64 / sum.h } else { 0.0 };
-        let count = |h: f64| ((h * per_hess).round().max(0.0) as u32).min(sum.c);
+        // (x + ½) truncated: rounding without a libm call (x ≥ 0).
+        let count = |h: f64| (((h * per_hess).max(0.0) + 0.5) as u32).min(sum.c);
         let parent = leaf_gain(sum.g, sum.h, self.l1, self.l2);
         let mut best: Option<Split> = None;
-        for &f in self.features {
+        for &f in features {
             let nb = self.mappers[f].value_bins();
             let o = self.offsets[f];
             let h = &hist[o..o + nb + 1];
@@ -319,8 +340,20 @@ impl<'a> Grow<'a> {
             let mut acc = Bin::default();
             // Every value bin, the last included: "every value left, missing right" is a split.
             for (b, bin) in h[..nb].iter().enumerate() {
+                // An empty bin moves no row: the candidate equals the previous one.
+                if bin.h == 0.0 && bin.g == 0.0 && b + 1 < nb {
+                    continue;
+                }
                 acc.g += bin.g;
                 acc.h += bin.h;
+                // Too few rows on the left for any direction yet.
+                if count(acc.h + miss.h) < self.min_data_in_leaf {
+                    continue;
+                }
+                // Too few on the right even with the missing values left: only worse from here.
+                if sum.c - count(acc.h) < self.min_data_in_leaf && sum.c - count(acc.h + miss.h) < self.min_data_in_leaf {
+                    break;
+                }
                 let directions: &[bool] = if has_missing { &[false, true] } else { &[false] };
                 for &default_left in directions {
                     let (lg, lh) = if default_left { (acc.g + miss.g, acc.h + miss.h) } else { (acc.g, acc.h) };
