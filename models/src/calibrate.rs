@@ -135,6 +135,24 @@ impl Platt {
     }
 }
 
+/// A fitted probability calibration, kept with the model it calibrates.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Calibration {
+    Isotonic(Isotonic),
+    /// Platt scaling of the raw score (log-odds).
+    Platt(Platt),
+}
+
+impl Calibration {
+    /// The calibrated probability from the model's raw score (log-odds) and probability.
+    pub fn apply(&self, raw: f64, probability: f64) -> f64 {
+        match self {
+            Calibration::Isotonic(i) => i.predict(probability),
+            Calibration::Platt(p) => p.predict(raw),
+        }
+    }
+}
+
 /// Expected calibration error over `bins` equal-width probability bins: Σ_b (n_b / n) ·
 /// |mean(y)_b − mean(p)_b|.
 pub fn expected_calibration_error(p: &[f64], y: &[f64], bins: usize) -> f64 {

@@ -229,11 +229,15 @@ fn tree_shap_equals_brute_force_shapley_values_and_sums_to_the_prediction() {
 fn artifacts_round_trip_and_refuse_corruption_and_other_schemas() {
     let (x, y, _) = data(3000, 23);
     let (m, _) = GbdtParams { num_iterations: 20, ..Default::default() }.check().unwrap().fit(Matrix::new(&x, D), &y, None, names(D)).unwrap();
-    let m = m.with_schema_hash("abc123");
+    let mut m = m.with_schema_hash("abc123");
+    let p: Vec<f64> = (0..3000).map(|i| m.predict(&x[i * D..(i + 1) * D])).collect();
+    m.calibration = omen_models::calibrate::Isotonic::fit(&p, &y).map(omen_models::calibrate::Calibration::Isotonic);
+    assert!(m.calibration.is_some());
     let bytes = m.to_bytes();
     let back = Gbdt::from_bytes(&bytes, Some("abc123")).unwrap();
     assert_eq!(back, m);
     assert_eq!(back.predict(&x[..D]).to_bits(), m.predict(&x[..D]).to_bits());
+    assert_eq!(back.predict_calibrated(&x[..D]).to_bits(), m.predict_calibrated(&x[..D]).to_bits());
     let err = Gbdt::from_bytes(&bytes, Some("other")).unwrap_err();
     assert!(matches!(err, Error::SchemaMismatch { .. }), "{err}");
     assert!(err.to_string().contains("abc123") && err.to_string().contains("other"));

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use omen_models::calibrate::{Conformal, Isotonic, Platt, expected_calibration_error};
+use omen_models::calibrate::{Calibration, Conformal, Isotonic, Platt, expected_calibration_error};
 use omen_models::gbdt::{GbdtParams, Matrix, Objective};
 use polars::prelude::*;
 use serde::Serialize;
@@ -248,7 +248,7 @@ pub fn train(args: &TrainArgs) -> Result<(TrainSummary, Option<omen_models::gbdt
     let valid = params.clone().check()?;
     let t1 = Instant::now();
     let validation = (n_valid > 0 && params.early_stopping_rounds > 0).then(|| (Matrix::new(&xv, d), yv.as_slice()));
-    let (model, report) = valid.fit(Matrix::new(&xt, d), &yt, validation, features.clone())?;
+    let (mut model, report) = valid.fit(Matrix::new(&xt, d), &yt, validation, features.clone())?;
     let train_seconds = t1.elapsed().as_secs_f64();
     let t2 = Instant::now();
     let pred = model.predict_batch(Matrix::new(&xh, d));
@@ -267,18 +267,16 @@ pub fn train(args: &TrainArgs) -> Result<(TrainSummary, Option<omen_models::gbdt
         TrainKind::Failure => {
             // Isotonic calibration on the calibration split (Platt scaling when it is small).
             let pv = model.predict_batch(Matrix::new(&xv, d));
-            let calibrated: Vec<f64> = if yv.len() >= 1000 {
-                match Isotonic::fit(&pv, &yv) {
-                    Some(iso) => pred.iter().map(|&p| iso.predict(p)).collect(),
-                    None => pred.clone(),
-                }
+            let logit = |p: f64| (p.clamp(1e-12, 1.0 - 1e-12) / (1.0 - p.clamp(1e-12, 1.0 - 1e-12))).ln();
+            model.calibration = if yv.len() >= 1000 {
+                Isotonic::fit(&pv, &yv).map(Calibration::Isotonic)
             } else {
-                let logit = |p: f64| (p.clamp(1e-12, 1.0 - 1e-12) / (1.0 - p.clamp(1e-12, 1.0 - 1e-12))).ln();
                 let sv: Vec<f64> = pv.iter().map(|&p| logit(p)).collect();
-                match Platt::fit(&sv, &yv) {
-                    Some(pl) => pred.iter().map(|&p| pl.predict(logit(p))).collect(),
-                    None => pred.clone(),
-                }
+                Platt::fit(&sv, &yv).map(Calibration::Platt)
+            };
+            let calibrated: Vec<f64> = match &model.calibration {
+                Some(c) => pred.iter().map(|&p| c.apply(logit(p), p)).collect(),
+                None => pred.clone(),
             };
             let mut m = classifier_metrics(&yh, &calibrated);
             m.auc = classifier_metrics(&yh, &pred).auc;

@@ -10,6 +10,7 @@
 //! reader expects, in that order; nothing is parsed before the checksum has passed.
 
 use super::params::{GbdtParams, Objective};
+use crate::calibrate::{Calibration, Isotonic, Platt};
 use super::tree::Tree;
 use super::Gbdt;
 use crate::{Error, Result};
@@ -26,6 +27,17 @@ struct Meta {
     schema_hash: Option<String>,
     params: GbdtParams,
     trees: usize,
+    /// `isotonic` (upper, value) or `platt` ([a, b]), floats as their bits.
+    #[serde(default)]
+    calibration: Option<(String, Vec<u64>, Vec<u64>)>,
+}
+
+fn bits(v: &[f64]) -> Vec<u64> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+fn floats(v: &[u64]) -> Vec<f64> {
+    v.iter().map(|&b| f64::from_bits(b)).collect()
 }
 
 fn corrupt(m: impl Into<String>) -> Error {
@@ -76,6 +88,10 @@ pub(crate) fn to_bytes(m: &Gbdt) -> Vec<u8> {
         schema_hash: m.schema_hash.clone(),
         params: m.params.clone(),
         trees: m.trees.len(),
+        calibration: m.calibration.as_ref().map(|c| match c {
+            Calibration::Isotonic(i) => ("isotonic".to_owned(), bits(&i.upper), bits(&i.value)),
+            Calibration::Platt(p) => ("platt".to_owned(), bits(&[p.a, p.b]), Vec::new()),
+        }),
     };
     let json = serde_json::to_vec(&meta).expect("metadata serializes");
     let mut body = W(Vec::new());
@@ -177,5 +193,15 @@ pub(crate) fn from_bytes(bytes: &[u8], expected_schema: Option<&str>) -> Result<
     }
     let mut model = Gbdt::new(meta.objective, f64::from_bits(meta.init_score_bits), trees, meta.feature_names, meta.params);
     model.schema_hash = meta.schema_hash;
+    model.calibration = match meta.calibration {
+        None => None,
+        Some((kind, a, b)) => match kind.as_str() {
+            "isotonic" if a.len() == b.len() && !a.is_empty() => {
+                Some(Calibration::Isotonic(Isotonic { upper: floats(&a), value: floats(&b) }))
+            }
+            "platt" if a.len() == 2 => Some(Calibration::Platt(Platt { a: f64::from_bits(a[0]), b: f64::from_bits(a[1]) })),
+            _ => return Err(corrupt(format!("unknown or malformed calibration `{kind}`"))),
+        },
+    };
     Ok(model)
 }

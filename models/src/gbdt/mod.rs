@@ -82,13 +82,15 @@ pub struct Gbdt {
     /// The hash of the feature schema the model was trained on, when the trainer knew it.
     pub schema_hash: Option<String>,
     pub params: GbdtParams,
+    /// The probability calibration fitted on a calibration split (binary models).
+    pub calibration: Option<crate::calibrate::Calibration>,
     compiled: predict::Compiled,
 }
 
 impl Gbdt {
     pub(crate) fn new(objective: Objective, init_score: f64, trees: Vec<Tree>, feature_names: Vec<String>, params: GbdtParams) -> Gbdt {
         let compiled = predict::Compiled::new(&trees);
-        Gbdt { objective, init_score, trees, feature_names, schema_hash: None, params, compiled }
+        Gbdt { objective, init_score, trees, feature_names, schema_hash: None, params, calibration: None, compiled }
     }
 
     pub fn n_features(&self) -> usize {
@@ -109,6 +111,16 @@ impl Gbdt {
             Objective::Binary => 1.0 / (1.0 + (-raw).exp()),
             _ => raw,
         }
+    }
+
+    /// The calibrated probability of one row (the plain prediction without a calibration).
+    pub fn predict_calibrated(&self, x: &[f64]) -> f64 {
+        let raw = self.predict_raw(x);
+        let p = match self.objective {
+            Objective::Binary => 1.0 / (1.0 + (-raw).exp()),
+            _ => return raw,
+        };
+        self.calibration.as_ref().map_or(p, |c| c.apply(raw, p))
     }
 
     /// Predictions for every row of `m`, in parallel.
