@@ -10,6 +10,7 @@
 //! - [`judge`]: the reference judge `mann-whitney`, with the semantics of Kayenta's
 //!   NetflixACAJudge (DESIGN §5, §6).
 
+pub mod baseline;
 pub mod calibrate;
 mod error;
 pub mod gbdt;

@@ -61,6 +61,9 @@ pub enum Command {
         /// Write the model artifact here
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Also train a random forest and a logistic regression on the same split and report them
+        #[arg(long)]
+        baselines: bool,
     },
     /// Run the pipeline on the bundled samples (or the config's sources) and show the results
     Quickstart,

@@ -141,7 +141,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 pb.finish_and_clear();
                 print(json, &summary, || summary.human())?;
             }
-            Command::Train { target, features, label, time_column, holdout, params, out } => {
+            Command::Train { target, features, label, time_column, holdout, params, out, baselines } => {
                 let args = omen_pipeline::train::TrainArgs {
                     kind: match target {
                         TrainTarget::Failure => omen_pipeline::train::TrainKind::Failure,
@@ -153,6 +153,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     holdout,
                     params: gbdt_params(&params)?,
                     out,
+                    baselines,
                 };
                 let (summary, _) = tokio::task::block_in_place(|| omen_pipeline::train::train(&args))?;
                 print(json, &summary, || summary.human())?;

@@ -37,6 +37,17 @@ pub struct TrainArgs {
     pub holdout: f64,
     pub params: GbdtParams,
     pub out: Option<PathBuf>,
+    /// Also train the baselines (failure models): a random forest and a logistic regression.
+    pub baselines: bool,
+}
+
+/// A baseline's held-out metrics and training time.
+#[derive(Debug, Clone, Serialize)]
+pub struct BaselineResult {
+    pub metrics: Metrics,
+    pub train_seconds: f64,
+    /// Training rows it saw (the most recent of the training split, at most 100,000).
+    pub rows_train: usize,
 }
 
 /// Held-out metrics (DESIGN §6).
@@ -89,6 +100,8 @@ pub struct TrainSummary {
     /// One row predicted alone, mean of 20,000 calls.
     pub single_row_us: f64,
     pub out: Option<String>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub baselines: std::collections::BTreeMap<String, BaselineResult>,
 }
 
 impl TrainSummary {
@@ -106,7 +119,11 @@ impl TrainSummary {
             self.train_seconds,
             self.load_seconds,
             self.out.as_ref().map(|o| format!("\n  model written to {o}")).unwrap_or_default()
-        )
+        ) + &self
+            .baselines
+            .iter()
+            .map(|(k, b)| format!("  baseline {k}: {} ({:.2}s)\n", serde_json::to_string(&b.metrics).unwrap_or_default(), b.train_seconds))
+            .collect::<String>()
     }
 }
 
@@ -312,6 +329,21 @@ pub fn train(args: &TrainArgs) -> Result<(TrainSummary, Option<omen_models::gbdt
             m
         }
     };
+    let mut baselines = std::collections::BTreeMap::new();
+    if args.baselines && args.kind == TrainKind::Failure {
+        // The most recent training rows, at most 100,000 (smartcore's trees are not built for
+        // millions of rows).
+        let keep = n_train.min(100_000);
+        let (bx, by) = (&xt[(n_train - keep) * d..], &yt[n_train - keep..]);
+        let t = Instant::now();
+        let rf = omen_models::baseline::RandomForest::fit(Matrix::new(bx, d), by, 50, 12, 20, params.seed)?;
+        let p = rf.predict(Matrix::new(&xh, d))?;
+        baselines.insert("random_forest".to_string(), BaselineResult { metrics: classifier_metrics(&yh, &p), train_seconds: t.elapsed().as_secs_f64(), rows_train: keep });
+        let t = Instant::now();
+        let lr = omen_models::baseline::Logistic::fit(Matrix::new(bx, d), by, 1.0)?;
+        let p = lr.predict(Matrix::new(&xh, d));
+        baselines.insert("logistic_regression".to_string(), BaselineResult { metrics: classifier_metrics(&yh, &p), train_seconds: t.elapsed().as_secs_f64(), rows_train: keep });
+    }
     let out = match &args.out {
         Some(p) => {
             std::fs::write(p, model.to_bytes()).map_err(|e| Error::input(p.display().to_string(), e.to_string()))?;
@@ -339,6 +371,7 @@ pub fn train(args: &TrainArgs) -> Result<(TrainSummary, Option<omen_models::gbdt
         predict_batch_seconds,
         single_row_us,
         out,
+        baselines,
     };
     Ok((summary, Some(model)))
 }

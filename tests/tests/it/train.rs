@@ -3,7 +3,8 @@
 
 use omen_tests::{json_ok, omen};
 
-/// A CSV feature table: a time column out of order, a string column, a signal in x1·x2.
+/// A CSV feature table: a time column out of order, a string column, a failure signal in x1·x2
+/// (an interaction a linear model cannot see), a latency signal in x3 and sin(3·x1).
 fn table(dir: &std::path::Path, rows: usize) -> std::path::PathBuf {
     let mut s = String::from("ts,x1,x2,x3,team,failed,latency\n");
     let mut state = 12345u64;
@@ -17,7 +18,8 @@ fn table(dir: &std::path::Path, rows: usize) -> std::path::PathBuf {
         let (a, b, c) = (next(), next(), next());
         let noise = next();
         let failed = u8::from(a * b + 0.3 * noise > 0.2);
-        let latency = 100.0 + 40.0 * a * b + 10.0 * c + 5.0 * noise;
+        // Latency does not see the failure's interaction (else it would leak it to a linear model).
+        let latency = 100.0 + 30.0 * c + 20.0 * (3.0 * a).sin() + 5.0 * noise;
         let ts = (i * 7919) % rows; // a permutation: the file is not in time order
         let x2 = if i % 17 == 0 { String::new() } else { format!("{b:.4}") };
         s.push_str(&format!("{ts},{a:.4},{x2},{c:.4},team{},{failed},{latency:.3}\n", i % 3));
@@ -36,7 +38,7 @@ fn train_on_an_analysts_table_reports_held_out_metrics() {
     let j = json_ok(&omen(
         dir.path(),
         &["train", "failure", "--features", f, "--label", "failed", "--time-column", "ts", "--holdout", "0.25",
-          "--param", "num_iterations=150", "--param", "early_stopping_rounds=10", "--out", model.to_str().unwrap(), "--json"],
+          "--param", "num_iterations=150", "--param", "early_stopping_rounds=10", "--out", model.to_str().unwrap(), "--baselines", "--json"],
     ));
     assert_eq!(j["model"], "omen-failure");
     assert_eq!(j["rows_test"], 1500, "{j}");
@@ -48,11 +50,15 @@ fn train_on_an_analysts_table_reports_held_out_metrics() {
         assert!(m[k].is_number(), "{k} missing: {m}");
     }
     assert!(j["train_seconds"].is_number());
+    // The baselines on the same split: the forest finds the interaction, the linear model not.
+    let rf = j["baselines"]["random_forest"]["metrics"]["auc"].as_f64().unwrap();
+    let lr = j["baselines"]["logistic_regression"]["metrics"]["auc"].as_f64().unwrap();
+    assert!(rf > 0.7 && lr < 0.7 && m["auc"].as_f64().unwrap() > rf, "gbdt {m}, forest {rf}, logistic {lr}");
     assert!(std::fs::metadata(&model).unwrap().len() > 1000);
     // The regressor on the same table (the failure label is then a feature like any other).
     let j = json_ok(&omen(dir.path(), &["train", "performance", "--features", f, "--label", "latency", "--time-column", "ts", "--json"]));
     let rmse = j["metrics"]["rmse"].as_f64().unwrap();
-    assert!(rmse < 12.0, "latency sd is about 25; rmse {rmse}");
+    assert!(rmse < 12.0, "latency sd is about 22; rmse {rmse}");
     // Conformal intervals cover about what they promise on the held-out rows.
     let (c80, c95) = (j["metrics"]["coverage_80"].as_f64().unwrap(), j["metrics"]["coverage_95"].as_f64().unwrap());
     assert!((0.72..=0.9).contains(&c80) && (0.9..=0.995).contains(&c95), "coverage {c80} {c95}");
