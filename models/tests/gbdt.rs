@@ -88,10 +88,12 @@ fn binary_model_learns_a_non_linear_signal_and_stops_early() {
     let signal: f64 = imp[..4].iter().sum();
     let noise: f64 = imp[4..].iter().sum();
     assert!(signal > 5.0 * noise, "gain importance {imp:?}");
-    // The compiled forest gives exactly the node-by-node sum.
+    // The compiled forest reaches the same leaves as the node-by-node walk (it sums them in
+    // another order, so equal to rounding).
     for i in 0..500 {
         let row = &xh[i * D..(i + 1) * D];
-        assert_eq!(model.predict_raw(row).to_bits(), model.predict_raw_by_tree(row).to_bits());
+        let (a, b) = (model.predict_raw(row), model.predict_raw_by_tree(row));
+        assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
     }
 }
 

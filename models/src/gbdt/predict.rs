@@ -1,6 +1,7 @@
 //! Fast inference: every tree flattened into one array of 32-byte nodes, leaves pointing at
 //! themselves, and trees walked eight at a time in lockstep so that their independent loads
-//! overlap (the latency of one tree's walk hides behind the others').
+//! overlap (the latency of one tree's walk hides behind the others'); trees are grouped by depth
+//! so that a group takes about the steps its trees need.
 
 use super::tree::Tree;
 
@@ -32,9 +33,15 @@ pub struct Compiled {
 
 impl Compiled {
     pub fn new(trees: &[Tree]) -> Compiled {
+        // Trees of similar depth walk together, so that a group's lockstep takes about as many
+        // steps as its trees need (a group costs its deepest tree's depth).
+        let depths: Vec<usize> = trees.iter().map(Tree::depth).collect();
+        let mut order: Vec<usize> = (0..trees.len()).collect();
+        order.sort_by_key(|&i| (depths[i], i));
         let mut nodes = Vec::new();
         let mut roots = Vec::with_capacity(trees.len());
-        for t in trees {
+        for &i in &order {
+            let t = &trees[i];
             let base = nodes.len() as u32;
             let internal = t.split_feature.len() as u32;
             roots.push(base);
@@ -54,11 +61,11 @@ impl Compiled {
                 nodes.push(Node { threshold: 0.0, value: v, feature: 0, child: [me, me], default_left: false });
             }
         }
-        let group_depth = trees.chunks(LANES).map(|g| g.iter().map(Tree::depth).max().unwrap_or(0) as u32).collect();
+        let group_depth = order.chunks(LANES).map(|g| g.iter().map(|&i| depths[i]).max().unwrap_or(0) as u32).collect();
         Compiled { nodes, roots, group_depth }
     }
 
-    /// Σ over trees of the leaf `x` reaches, summed in tree order.
+    /// Σ over trees of the leaf `x` reaches (summed in the compiled order: trees by depth).
     #[inline]
     pub fn sum(&self, x: &[f64]) -> f64 {
         let nodes = &self.nodes[..];
