@@ -77,12 +77,15 @@ fn midpoint(a: f64, b: f64) -> f64 {
     if m >= b { a } else if m < a { a } else { m }
 }
 
-/// A feature matrix in bins, row-major (`bins[row * n_features + feature]`), with its mappers.
+/// A feature matrix in bins, row-major (`bins[row * n_features + feature]`) for the histograms,
+/// and column-major (`columns[feature * n_rows + row]`) for the partitions, which read one feature
+/// of many rows.
 #[derive(Debug, Clone)]
 pub struct Binned {
     pub n_rows: usize,
     pub n_features: usize,
     pub bins: Vec<u8>,
+    pub columns: Vec<u8>,
 }
 
 /// Fits the mappers of every feature on a seeded sample of at most `sample` rows of the
@@ -104,8 +107,8 @@ pub fn fit_mappers(x: &[f64], n_rows: usize, n_features: usize, max_bin: usize, 
 /// Bins the row-major matrix `x` with `mappers`.
 pub fn bin_matrix(x: &[f64], n_rows: usize, mappers: &[BinMapper]) -> Binned {
     let d = mappers.len();
-    let mut bins = vec![0u8; n_rows * d];
     use rayon::prelude::*;
+    let mut bins = vec![0u8; n_rows * d];
     bins.par_chunks_mut(d.max(1) * 4096).enumerate().for_each(|(chunk, out)| {
         let start = chunk * 4096;
         for (i, row) in out.chunks_mut(d.max(1)).enumerate() {
@@ -115,5 +118,11 @@ pub fn bin_matrix(x: &[f64], n_rows: usize, mappers: &[BinMapper]) -> Binned {
             }
         }
     });
-    Binned { n_rows, n_features: d, bins }
+    let mut columns = vec![0u8; n_rows * d];
+    columns.par_chunks_mut(n_rows.max(1)).enumerate().for_each(|(f, col)| {
+        for (r, b) in col.iter_mut().enumerate() {
+            *b = bins[r * d + f];
+        }
+    });
+    Binned { n_rows, n_features: d, bins, columns }
 }

@@ -379,11 +379,11 @@ impl<'a> Grow<'a> {
     /// Moves the rows going left (bin ≤ `bin`, missing per `default_left`) to the front of
     /// `rows`, keeping order on both sides; returns how many went left.
     fn partition(&self, rows: &mut [u32], f: usize, bin: u8, default_left: bool, scratch: &mut Vec<u32>) -> usize {
-        let d = self.binned.n_features;
+        let n = self.binned.n_rows;
         let missing = self.mappers[f].missing();
-        let bins = &self.binned.bins;
+        let column = &self.binned.columns[f * n..(f + 1) * n];
         let goes_left = |r: u32| {
-            let b = bins[r as usize * d + f];
+            let b = column[r as usize];
             if b == missing { default_left } else { b <= bin }
         };
         // In place: left rows compacted to the front, right rows to `out`.
@@ -392,7 +392,7 @@ impl<'a> Grow<'a> {
             let mut n_left = 0;
             for k in 0..rows.len() {
                 if let Some(&next) = rows.get(k + PREFETCH_AHEAD) {
-                    prefetch(bins, next as usize * d + f);
+                    prefetch(column, next as usize);
                 }
                 let r = rows[k];
                 if goes_left(r) {
