@@ -14,22 +14,19 @@ use smartcore::linear::logistic_regression::{LogisticRegression, LogisticRegress
 use smartcore::tree::decision_tree_classifier::{DecisionTreeClassifier, DecisionTreeClassifierParameters};
 
 use crate::gbdt::Matrix;
+use crate::gbdt::rng::SplitMix64;
 use crate::{Error, Result};
 
 fn failed(what: &str, e: impl std::fmt::Display) -> Error {
     Error::invalid(what, format!("smartcore: {e}"))
 }
 
-/// Column medians of the non-NaN values (0 for an all-NaN column).
+/// Column medians of the finite values (0 for a column without one).
 fn medians(m: Matrix<'_>) -> Vec<f64> {
     (0..m.n_features)
         .map(|f| {
-            let mut v: Vec<f64> = (0..m.n_rows).map(|r| m.x[r * m.n_features + f]).filter(|x| x.is_finite()).collect();
-            if v.is_empty() {
-                return 0.0;
-            }
-            v.sort_unstable_by(f64::total_cmp);
-            v[v.len() / 2]
+            let v: Vec<f64> = (0..m.n_rows).map(|r| m.x[r * m.n_features + f]).filter(|x| x.is_finite()).collect();
+            omen_features::stats::median(&v).unwrap_or(0.0)
         })
         .collect()
 }
@@ -43,15 +40,6 @@ fn impute(m: Matrix<'_>, fill: &[f64], cols: &[usize], rows: &[usize]) -> Vec<f6
         }
     }
     out
-}
-
-/// A seeded stream for bootstrap and feature draws.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 type Tree = DecisionTreeClassifier<f64, u32, DenseMatrix<f64>, Vec<u32>>;
@@ -69,17 +57,11 @@ impl RandomForest {
         let fill = medians(x);
         let d = x.n_features;
         let per_tree = ((d as f64).sqrt().ceil() as usize).clamp(1, d);
-        let mut state = seed;
+        let mut rng = SplitMix64::new(seed);
         let mut trees = Vec::with_capacity(n_trees);
         for _ in 0..n_trees {
-            let rows: Vec<usize> = (0..x.n_rows).map(|_| (splitmix(&mut state) % x.n_rows as u64) as usize).collect();
-            let mut cols: Vec<usize> = (0..d).collect();
-            for i in 0..per_tree {
-                let j = i + (splitmix(&mut state) % (d - i) as u64) as usize;
-                cols.swap(i, j);
-            }
-            cols.truncate(per_tree);
-            cols.sort_unstable();
+            let rows: Vec<usize> = (0..x.n_rows).map(|_| rng.below(x.n_rows)).collect();
+            let cols = rng.choose(d, per_tree);
             let data = DenseMatrix::new(rows.len(), cols.len(), impute(x, &fill, &cols, &rows), false).map_err(|e| failed("baseline.random_forest", e))?;
             let labels: Vec<u32> = rows.iter().map(|&r| y[r] as u32).collect();
             let params = DecisionTreeClassifierParameters::default().with_max_depth(max_depth).with_min_samples_leaf(min_leaf);

@@ -416,14 +416,7 @@ pub fn classifier_metrics(y: &[f64], p: &[f64]) -> Metrics {
         ap
     });
     let brier = y.iter().zip(p).map(|(a, b)| (a - b) * (a - b)).sum::<f64>() / n.max(1) as f64;
-    let mut bins = [(0.0f64, 0.0f64, 0usize); 10];
-    for (a, b) in y.iter().zip(p) {
-        let k = ((b * 10.0) as usize).min(9);
-        bins[k].0 += a;
-        bins[k].1 += b;
-        bins[k].2 += 1;
-    }
-    let ece = bins.iter().filter(|b| b.2 > 0).map(|b| (b.0 - b.1).abs()).sum::<f64>() / n.max(1) as f64;
+    let ece = expected_calibration_error(p, y, 10);
     Metrics { auc, pr_auc, brier: Some(brier), ece: Some(ece), ..Default::default() }
 }
 

@@ -548,14 +548,13 @@ pub struct ChangeContext {
     pub history: HistoryContext,
 }
 
-fn past(repo: &RepoHistory, d: &DeploymentRef<'_>) -> PastDeployment {
-    let range = repo.range(d.from_sha, d.to_sha);
+fn past(repo: &RepoHistory, d: &DeploymentRef<'_>, range: &CommitRange) -> PastDeployment {
     PastDeployment {
         deployment_id: d.deployment_id.to_owned(),
         started_at: d.started_at,
         ended_at: d.ended_at,
         outcome: d.outcome.map(str::to_owned),
-        paths: repo.touched_paths(&range).into_iter().map(str::to_owned).collect(),
+        paths: repo.touched_paths(range).into_iter().map(str::to_owned).collect(),
     }
 }
 
@@ -563,18 +562,7 @@ fn past(repo: &RepoHistory, d: &DeploymentRef<'_>) -> PastDeployment {
 /// as of its own start, walking the history forward once.
 pub fn service_change_contexts(repo: &RepoHistory, deployments: &[DeploymentRef<'_>]) -> Vec<ChangeContext> {
     let ranges: Vec<CommitRange> = deployments.iter().map(|d| repo.range(d.from_sha, d.to_sha)).collect();
-    let past: Vec<PastDeployment> = deployments
-        .iter()
-        .zip(&ranges)
-        .map(|(d, r)| PastDeployment {
-            deployment_id: d.deployment_id.to_owned(),
-            started_at: d.started_at,
-            ended_at: d.ended_at,
-            outcome: d.outcome.map(str::to_owned),
-            paths: repo.touched_paths(r).into_iter().map(str::to_owned).collect(),
-        })
-        .collect();
-    let mut history = ServiceHistory::new(past);
+    let mut history = ServiceHistory::new(deployments.iter().zip(&ranges).map(|(d, r)| past(repo, d, r)).collect());
     let mut order: Vec<usize> = (0..deployments.len()).collect();
     order.sort_by_key(|&i| (deployments[i].started_at, i));
     let mut out = vec![ChangeContext::default(); deployments.len()];
@@ -598,7 +586,8 @@ pub fn change_context_at(
     to_sha: &str,
     started_at: i64,
 ) -> ChangeContext {
-    let mut history = ServiceHistory::new(known.iter().map(|d| past(repo, d)).collect());
+    let mut history =
+        ServiceHistory::new(known.iter().map(|d| past(repo, d, &repo.range(d.from_sha, d.to_sha))).collect());
     history.advance_to(started_at);
     let range = repo.range(from_sha, to_sha);
     ChangeContext { range_state: Some(range.state), features: change_features(repo, &range, &history), history: history.context() }

@@ -24,7 +24,7 @@ mod artifact;
 mod bins;
 mod params;
 mod predict;
-mod rng;
+pub(crate) mod rng;
 mod shap;
 mod train;
 mod tree;
@@ -108,7 +108,7 @@ impl Gbdt {
     pub fn predict(&self, x: &[f64]) -> f64 {
         let raw = self.predict_raw(x);
         match self.objective {
-            Objective::Binary => 1.0 / (1.0 + (-raw).exp()),
+            Objective::Binary => train::sigmoid(raw),
             _ => raw,
         }
     }
@@ -117,7 +117,7 @@ impl Gbdt {
     pub fn predict_calibrated(&self, x: &[f64]) -> f64 {
         let raw = self.predict_raw(x);
         let p = match self.objective {
-            Objective::Binary => 1.0 / (1.0 + (-raw).exp()),
+            Objective::Binary => train::sigmoid(raw),
             _ => return raw,
         };
         self.calibration.as_ref().map_or(p, |c| c.apply(raw, p))

@@ -25,20 +25,14 @@ pub struct TrainReport {
     pub seconds: f64,
 }
 
-fn sigmoid(x: f64) -> f64 {
+pub(crate) fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// The α-quantile of `v` (sorted in place), linear interpolation (type 7).
-fn quantile_of(v: &mut [f64], alpha: f64) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_unstable_by(f64::total_cmp);
-    let h = (v.len() - 1) as f64 * alpha;
-    let lo = h.floor() as usize;
-    let hi = (lo + 1).min(v.len() - 1);
-    v[lo] + (h - lo as f64) * (v[hi] - v[lo])
+/// The α-quantile (NumPy's linear interpolation, `omen_features::stats::quantile`); 0 without
+/// values.
+fn quantile_of(v: &[f64], alpha: f64) -> f64 {
+    omen_features::stats::quantile(v, alpha).unwrap_or(0.0)
 }
 
 /// The loss the objective minimises, mean over rows (the validation metric).
@@ -123,7 +117,7 @@ pub(crate) fn fit(
             (pr / (1.0 - pr)).ln()
         }
         Objective::SquaredError => y.iter().sum::<f64>() / n as f64,
-        Objective::Quantile { alpha } => quantile_of(&mut y.to_vec(), alpha),
+        Objective::Quantile { alpha } => quantile_of(y, alpha),
     };
     let mut score = vec![init_score; n];
     let mut valid_score: Vec<f64> = valid_binned.as_ref().map(|(b, _)| vec![init_score; b.n_rows]).unwrap_or_default();
@@ -195,8 +189,8 @@ pub(crate) fn fit(
         // objective the α-quantile of the residuals in the leaf; then the learning rate.
         if let Objective::Quantile { alpha } = p.objective {
             for (leaf, &(start, len)) in ranges.iter().enumerate() {
-                let mut r: Vec<f64> = bag[start..start + len].iter().map(|&i| y[i as usize] - score[i as usize]).collect();
-                tree.leaf_value[leaf] = quantile_of(&mut r, alpha);
+                let r: Vec<f64> = bag[start..start + len].iter().map(|&i| y[i as usize] - score[i as usize]).collect();
+                tree.leaf_value[leaf] = quantile_of(&r, alpha);
             }
         }
         for v in &mut tree.leaf_value {
