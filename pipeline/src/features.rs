@@ -128,6 +128,10 @@ pub async fn build_features(store: &Store, params: &FeatureParams, progress: &Pr
 
     // Windows, then rows, in parallel over deployments.
     progress.set_message("features");
+    // Counted in deployments, not the bytes of the ingest bars.
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} {pos}/{len} deployments eta {eta} {wide_bar}") {
+        progress.set_style(style);
+    }
     progress.set_length(deployments.len() as u64);
     let mut builders: Vec<WindowsBuilder> = deployments
         .iter()
