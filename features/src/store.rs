@@ -203,8 +203,44 @@ impl Store {
         columns: Option<&[&str]>,
         keep: impl Fn(&[(String, String)]) -> bool,
     ) -> Result<DataFrame> {
+        let frames = self.read_frames(schema.name, columns, keep).await?;
+        if frames.is_empty() {
+            let mut full = schema.polars_schema();
+            if let Some(columns) = columns {
+                full = full.iter().filter(|(n, _)| columns.contains(&n.as_str())).map(|(n, t)| Field::new(n.clone(), t.clone())).collect();
+            }
+            let mut df = DataFrame::empty_with_schema(&full);
+            for k in schema.partition_by {
+                df.with_column(Column::new((*k).into(), Vec::<String>::new()))?;
+            }
+            return Ok(df);
+        }
+        let args = UnionArgs { rechunk: true, ..Default::default() };
+        Ok(concat(frames, args)?.collect()?)
+    }
+
+    /// Every Parquet file below `rel_prefix` ("" for the whole store), whatever its schema (a
+    /// column some files lack is null in their rows), with the partition keys of its path added
+    /// as string columns, in path order. `None` when there is no file.
+    pub async fn read_parquet_tree(&self, rel_prefix: &str) -> Result<Option<DataFrame>> {
+        let frames = self.read_frames(rel_prefix, None, |_| true).await?;
+        if frames.is_empty() {
+            return Ok(None);
+        }
+        let args = UnionArgs { rechunk: true, diagonal: true, ..Default::default() };
+        Ok(Some(concat(frames, args)?.collect()?))
+    }
+
+    /// The Parquet files below `rel_prefix` whose partition values pass `keep`, each read (only
+    /// `columns` when given) with its partition keys added, in path order.
+    async fn read_frames(
+        &self,
+        rel_prefix: &str,
+        columns: Option<&[&str]>,
+        keep: impl Fn(&[(String, String)]) -> bool,
+    ) -> Result<Vec<LazyFrame>> {
         let mut frames = Vec::new();
-        for rel in self.list(schema.name).await? {
+        for rel in self.list(rel_prefix).await? {
             if !rel.ends_with(".parquet") {
                 continue;
             }
@@ -224,19 +260,7 @@ impl Store {
             }
             frames.push(df.lazy());
         }
-        if frames.is_empty() {
-            let mut full = schema.polars_schema();
-            if let Some(columns) = columns {
-                full = full.iter().filter(|(n, _)| columns.contains(&n.as_str())).map(|(n, t)| Field::new(n.clone(), t.clone())).collect();
-            }
-            let mut df = DataFrame::empty_with_schema(&full);
-            for k in schema.partition_by {
-                df.with_column(Column::new((*k).into(), Vec::<String>::new()))?;
-            }
-            return Ok(df);
-        }
-        let args = UnionArgs { rechunk: true, ..Default::default() };
-        Ok(concat(frames, args)?.collect()?)
+        Ok(frames)
     }
 }
 

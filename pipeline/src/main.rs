@@ -155,7 +155,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     out,
                     baselines,
                 };
-                let (summary, _) = tokio::task::block_in_place(|| omen_pipeline::train::train(&args))?;
+                let t0 = std::time::Instant::now();
+                let table = omen_pipeline::train::load_table(&args.features).await?;
+                let load = t0.elapsed().as_secs_f64();
+                let (summary, _) = tokio::task::block_in_place(|| omen_pipeline::train::train(&args, table, load))?;
                 print(json, &summary, || summary.human())?;
             }
             Command::Quickstart => {

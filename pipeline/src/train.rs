@@ -127,11 +127,14 @@ impl TrainSummary {
     }
 }
 
-fn read_table(path: &Path) -> Result<DataFrame> {
-    if path.is_dir() {
-        return read_folder(path);
-    }
+/// Reads the feature table: a Parquet or CSV file, or a folder of Parquet (a dataset such as
+/// `features/`, hive partition keys added as columns).
+pub async fn load_table(path: &Path) -> Result<DataFrame> {
     let name = path.display().to_string();
+    if path.is_dir() {
+        let store = omen_features::Store::open(&name)?;
+        return store.read_parquet_tree("").await?.ok_or_else(|| Error::input(&name, "no .parquet file in the folder"));
+    }
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     let file = std::fs::File::open(path).map_err(|e| Error::input(&name, e.to_string()))?;
     let df = match ext.as_str() {
@@ -140,42 +143,6 @@ fn read_table(path: &Path) -> Result<DataFrame> {
         _ => return Err(Error::input(&name, "expected a .parquet or .csv feature table, or a folder of Parquet")),
     };
     df.map_err(|e| Error::input(&name, e.to_string()))
-}
-
-/// Every Parquet file under a folder (a dataset such as `features/`), hive partition keys added
-/// as string columns, files in path order.
-fn read_folder(dir: &Path) -> Result<DataFrame> {
-    let name = dir.display().to_string();
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|e| Error::input(d.display().to_string(), e.to_string()))?;
-        for e in entries {
-            let p = e.map_err(|e| Error::input(&name, e.to_string()))?.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    if files.is_empty() {
-        return Err(Error::input(&name, "no .parquet file in the folder"));
-    }
-    let mut frames = Vec::new();
-    for f in &files {
-        let file = std::fs::File::open(f).map_err(|e| Error::input(f.display().to_string(), e.to_string()))?;
-        let mut df = ParquetReader::new(file).finish().map_err(|e| Error::input(f.display().to_string(), e.to_string()))?;
-        let rel = f.strip_prefix(dir).unwrap_or(f).display().to_string();
-        for (k, v) in omen_features::store::partition_values(&rel) {
-            let h = df.height();
-            df.with_column(Column::new(k.as_str().into(), vec![v.as_str(); h]))?;
-        }
-        frames.push(df.lazy());
-    }
-    let args = UnionArgs { rechunk: true, diagonal: true, ..Default::default() };
-    Ok(concat(frames, args)?.collect()?)
 }
 
 fn is_feature_type(dt: &DataType) -> bool {
@@ -188,13 +155,14 @@ fn as_f64(df: &DataFrame, name: &str) -> Result<Vec<f64>> {
     Ok(c.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
 }
 
-pub fn train(args: &TrainArgs) -> Result<(TrainSummary, Option<omen_models::gbdt::Gbdt>)> {
+/// Trains on `df`, the table [`load_table`] read from `args.features`, which took
+/// `load_seconds`. CPU-bound: call it off an async runtime's worker threads.
+pub fn train(args: &TrainArgs, mut df: DataFrame, load_seconds: f64) -> Result<(TrainSummary, Option<omen_models::gbdt::Gbdt>)> {
     let t0 = Instant::now();
     let file = args.features.display().to_string();
     if !(args.holdout > 0.0 && args.holdout < 1.0) {
         return Err(Error::input("--holdout", format!("must lie in (0, 1), got {}", args.holdout)));
     }
-    let mut df = read_table(&args.features)?;
     if df.column(&args.label).is_err() {
         return Err(Error::input(&file, format!("no label column `{}`", args.label)));
     }
@@ -252,7 +220,7 @@ pub fn train(args: &TrainArgs) -> Result<(TrainSummary, Option<omen_models::gbdt
     let (xt, xv, xh) = (matrix(tr), matrix(va), matrix(te));
     let pick = |rows: &[usize]| rows.iter().map(|&r| label[r]).collect::<Vec<f64>>();
     let (yt, yv, yh) = (pick(tr), pick(va), pick(te));
-    let load_seconds = t0.elapsed().as_secs_f64();
+    let load_seconds = load_seconds + t0.elapsed().as_secs_f64();
 
     let mut params = args.params.clone();
     params.objective = match args.kind {

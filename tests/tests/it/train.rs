@@ -82,3 +82,25 @@ fn train_errors_name_the_column_or_parameter() {
     let out = omen(dir.path(), &["train", "failure", "--features", f, "--label", "failed", "--param", "leaves=3"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown hyperparameter"));
 }
+
+#[test]
+fn train_reads_a_folder_of_parquet_as_one_table() {
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = table(dir.path(), 3000);
+    let df = CsvReadOptions::default().with_has_header(true).try_into_reader_with_file_path(Some(csv)).unwrap().finish().unwrap();
+    // Two hive partitions, as `omen features build` writes them.
+    for (i, part) in ["a", "b"].iter().enumerate() {
+        let mut half = df.slice((i * 1500) as i64, 1500);
+        let folder = dir.path().join("table").join(format!("part={part}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        let file = std::fs::File::create(folder.join("part-0.parquet")).unwrap();
+        ParquetWriter::new(file).finish(&mut half).unwrap();
+    }
+    let folder = dir.path().join("table");
+    let j = json_ok(&omen(dir.path(), &["train", "failure", "--features", folder.to_str().unwrap(), "--label", "failed", "--time-column", "ts", "--json"]));
+    let rows = j["rows_train"].as_u64().unwrap() + j["rows_valid"].as_u64().unwrap() + j["rows_test"].as_u64().unwrap();
+    assert_eq!(rows, 3000, "{j}");
+    assert_eq!(j["ignored_columns"], serde_json::json!(["team", "part"]), "the partition key is a string column");
+    assert!(j["metrics"]["auc"].as_f64().unwrap() > 0.8);
+}
