@@ -43,7 +43,11 @@ def load(a):
     if os.path.isdir(a.table):
         paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(a.table) for f in fs if f.endswith(".parquet"))
     t = pa.concat_tables([pq.read_table(p) for p in paths], promote_options="default")
-    names = [c for c in t.column_names if c not in (a.label, a.time_column)
+    # An omen feature folder names its labels (outcomes, never inputs) in _schema.json.
+    labels = set()
+    if os.path.isdir(a.table) and os.path.exists(os.path.join(a.table, "_schema.json")):
+        labels = {c["name"] for c in json.load(open(os.path.join(a.table, "_schema.json")))["columns"] if c.get("label")}
+    names = [c for c in t.column_names if c not in (a.label, a.time_column) and c not in labels
              and (pa.types.is_integer(t.schema.field(c).type) or pa.types.is_floating(t.schema.field(c).type)
                   or pa.types.is_boolean(t.schema.field(c).type))]
     t = t.select(names + [a.label] + ([a.time_column] if a.time_column else []))

@@ -64,6 +64,10 @@ pub enum Command {
         /// Also train a random forest and a logistic regression on the same split and report them
         #[arg(long)]
         baselines: bool,
+        /// A column that is not an input (another outcome, an identifier); repeatable. The other
+        /// labels of an omen feature folder are excluded without asking
+        #[arg(long)]
+        exclude: Vec<String>,
     },
     /// Run the pipeline on the bundled samples (or the config's sources) and show the results
     Quickstart,

@@ -141,8 +141,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 pb.finish_and_clear();
                 print(json, &summary, || summary.human())?;
             }
-            Command::Train { target, features, label, time_column, holdout, params, out, baselines } => {
+            Command::Train { target, features, label, time_column, holdout, params, out, baselines, mut exclude } => {
+                exclude.extend(omen_pipeline::train::schema_labels(&features));
                 let args = omen_pipeline::train::TrainArgs {
+                    exclude,
                     kind: match target {
                         TrainTarget::Failure => omen_pipeline::train::TrainKind::Failure,
                         TrainTarget::Performance => omen_pipeline::train::TrainKind::Performance,

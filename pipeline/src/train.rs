@@ -2,7 +2,8 @@
 //! table an analyst brings (Parquet or CSV), split by time, with held-out metrics (DESIGN §3).
 //!
 //! The table's numeric and boolean columns other than the label and the time column are the
-//! features (string columns are listed as ignored). Rows are ordered by `--time-column` when it
+//! features; a string column of at most 32 distinct values becomes one indicator feature per
+//! value (`state=no_data`); other columns are listed as ignored. Rows are ordered by `--time-column` when it
 //! is given (file order otherwise); the last `--holdout` fraction is the test set, and the last
 //! 10 % of the rest the validation split: early stopping watches it, the failure model's
 //! probabilities are calibrated on it (isotonic regression, Platt scaling under 1,000 rows), and
@@ -31,6 +32,8 @@ pub enum TrainKind {
 #[derive(Debug, Clone)]
 pub struct TrainArgs {
     pub kind: TrainKind,
+    /// Columns that are not inputs (other outcomes, identifiers), besides the label and time.
+    pub exclude: Vec<String>,
     pub features: PathBuf,
     pub label: String,
     pub time_column: Option<String>,
@@ -86,7 +89,11 @@ pub struct TrainSummary {
     pub features_file: String,
     pub label: String,
     pub features: Vec<String>,
+    /// String columns turned into one indicator feature per value.
+    pub categorical_columns: Vec<String>,
     pub ignored_columns: Vec<String>,
+    /// Columns left out on purpose (`--exclude`, and the other labels of an omen feature table).
+    pub excluded_columns: Vec<String>,
     pub rows_train: usize,
     pub rows_valid: usize,
     pub rows_test: usize,
@@ -129,6 +136,9 @@ impl TrainSummary {
 
 /// Reads the feature table: a Parquet or CSV file, or a folder of Parquet (a dataset such as
 /// `features/`, hive partition keys added as columns).
+/// A folder written by `omen features build` carries `_schema.json`: its label columns (the
+/// outcomes, known only after a deployment) are never model inputs, so they are dropped here,
+/// all but the one trained on being excluded in [`train`].
 pub async fn load_table(path: &Path) -> Result<DataFrame> {
     let name = path.display().to_string();
     if path.is_dir() {
@@ -172,21 +182,51 @@ pub fn train(args: &TrainArgs, mut df: DataFrame, load_seconds: f64) -> Result<(
         }
         df = df.sort([t.as_str()], SortMultipleOptions::default().with_maintain_order(true))?;
     }
+    // Numeric and boolean columns are features as they are; a string column with at most
+    // `MAX_CATEGORIES` distinct values (a state, a kind) becomes one indicator per value,
+    // `column=value` (1 or 0, missing where the column is null); other columns are ignored.
+    const MAX_CATEGORIES: usize = 32;
     let mut features = Vec::new();
+    let mut cols: Vec<Vec<f64>> = Vec::new();
+    let mut categorical = Vec::new();
     let mut ignored = Vec::new();
+    let mut excluded = Vec::new();
     for c in df.columns() {
         let name = c.name().to_string();
         if name == args.label || Some(&name) == args.time_column.as_ref() {
             continue;
         }
+        if args.exclude.contains(&name) {
+            excluded.push(name);
+            continue;
+        }
         if is_feature_type(c.dtype()) {
+            cols.push(as_f64(&df, &name)?);
             features.push(name);
+        } else if let Ok(strings) = c.str() {
+            // Distinct values, giving up as soon as there are too many.
+            let mut values = std::collections::BTreeSet::new();
+            for v in strings.iter().flatten() {
+                values.insert(v);
+                if values.len() > MAX_CATEGORIES {
+                    break;
+                }
+            }
+            if values.is_empty() || values.len() > MAX_CATEGORIES {
+                ignored.push(name);
+                continue;
+            }
+            for v in &values {
+                cols.push(strings.iter().map(|x| x.map_or(f64::NAN, |x| f64::from(u8::from(x == *v)))).collect());
+                features.push(format!("{name}={v}"));
+            }
+            categorical.push(name);
         } else {
             ignored.push(name);
         }
     }
     if features.is_empty() {
-        return Err(Error::input(&file, "no numeric or boolean feature column"));
+        return Err(Error::input(&file, "no numeric, boolean or categorical feature column"));
     }
     let label = as_f64(&df, &args.label)?;
     let keep: Vec<usize> = (0..label.len()).filter(|&i| !label[i].is_nan()).collect();
@@ -196,7 +236,6 @@ pub fn train(args: &TrainArgs, mut df: DataFrame, load_seconds: f64) -> Result<(
     {
         return Err(Error::input(&file, format!("label `{}` of row {i} is {}: a failure label must be 0, 1 or boolean", args.label, label[i])));
     }
-    let cols: Vec<Vec<f64>> = features.iter().map(|f| as_f64(&df, f)).collect::<Result<_>>()?;
     let d = features.len();
     let n = keep.len();
     let n_test = ((n as f64) * args.holdout).round() as usize;
@@ -327,7 +366,9 @@ pub fn train(args: &TrainArgs, mut df: DataFrame, load_seconds: f64) -> Result<(
         features_file: file,
         label: args.label.clone(),
         features,
+        categorical_columns: categorical,
         ignored_columns: ignored,
+        excluded_columns: excluded,
         rows_train: n_train,
         rows_valid: n_valid,
         rows_test: n_test,
@@ -393,4 +434,12 @@ pub fn regressor_metrics(y: &[f64], p: &[f64]) -> Metrics {
     let rmse = (y.iter().zip(p).map(|(a, b)| (a - b) * (a - b)).sum::<f64>() / n).sqrt();
     let mae = y.iter().zip(p).map(|(a, b)| (a - b).abs()).sum::<f64>() / n;
     Metrics { rmse: Some(rmse), mae: Some(mae), ..Default::default() }
+}
+
+/// The label columns named by `_schema.json` in a feature folder (none for a file or a folder
+/// without one): outcomes, never inputs.
+pub fn schema_labels(path: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read(path.join("_schema.json")) else { return Vec::new() };
+    let Ok(schema) = serde_json::from_slice::<omen_features::feature::FeatureSchema>(&text) else { return Vec::new() };
+    schema.labels().map(|c| c.name.clone()).collect()
 }

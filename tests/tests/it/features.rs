@@ -130,6 +130,15 @@ fn features_of_the_samples_are_complete_documented_and_rebuilt_identically() {
     // Counters are not compared as gauges unless named.
     assert!(df.column("m__http_requests_total__mwu_p").is_err());
 
+    // Training on the folder never sees the other labels (outcomes) as inputs.
+    let t = json_ok(&omen(
+        dir.path(),
+        &["train", "failure", "--features", store.join("features").to_str().unwrap(), "--label", "label_failed", "--time-column", "checkpoint_at", "--json"],
+    ));
+    let excluded: Vec<&str> = t["excluded_columns"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(excluded.contains(&"label_outcome") && excluded.iter().any(|c| c.starts_with("label__")), "{t}");
+    assert!(t["features"].as_array().unwrap().iter().all(|f| !f.as_str().unwrap().starts_with("label")), "{t}");
+
     // A re-run writes the same bytes.
     let before = std::fs::read(store.join("features/service=checkout/part-0.parquet")).unwrap();
     let config = workspace_root().join("data/samples/omen.toml");

@@ -43,7 +43,9 @@ fn train_on_an_analysts_table_reports_held_out_metrics() {
     assert_eq!(j["model"], "omen-failure");
     assert_eq!(j["rows_test"], 1500, "{j}");
     assert!(j["rows_valid"].as_u64().unwrap() > 0);
-    assert_eq!(j["ignored_columns"], serde_json::json!(["team"]), "string columns are not features");
+    assert_eq!(j["categorical_columns"], serde_json::json!(["team"]), "a string column of few values is categorical");
+    assert!(j["features"].as_array().unwrap().iter().any(|f| f == "team=team1"));
+    assert_eq!(j["ignored_columns"], serde_json::json!([]));
     let m = &j["metrics"];
     assert!(m["auc"].as_f64().unwrap() > 0.85, "{m}");
     for k in ["pr_auc", "brier", "ece", "ece_uncalibrated"] {
@@ -101,6 +103,6 @@ fn train_reads_a_folder_of_parquet_as_one_table() {
     let j = json_ok(&omen(dir.path(), &["train", "failure", "--features", folder.to_str().unwrap(), "--label", "failed", "--time-column", "ts", "--json"]));
     let rows = j["rows_train"].as_u64().unwrap() + j["rows_valid"].as_u64().unwrap() + j["rows_test"].as_u64().unwrap();
     assert_eq!(rows, 3000, "{j}");
-    assert_eq!(j["ignored_columns"], serde_json::json!(["team", "part"]), "the partition key is a string column");
+    assert_eq!(j["categorical_columns"], serde_json::json!(["team", "part"]), "the partition key is a string column");
     assert!(j["metrics"]["auc"].as_f64().unwrap() > 0.8);
 }
