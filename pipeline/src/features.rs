@@ -416,7 +416,9 @@ async fn change_impact(
     store: &Store,
     deployments: &[Deployment],
 ) -> Result<(Vec<ChangeContext>, BTreeMap<String, usize>)> {
-    let commits = store.read_dataset(&COMMITS, |_| true).await?;
+    let mut columns = vec!["sha", "parent_shas", "author", "ts", "fix"];
+    columns.extend(KAMEI);
+    let commits = store.read_dataset_columns(&COMMITS, Some(&columns), |_| true).await?;
     let files = store
         .read_dataset_columns(&COMMIT_FILES, Some(&["sha", "path", "lines_added", "lines_deleted"]), |_| true)
         .await?;

@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use omen_features::stats::{Alternative, mann_whitney_u};
 use omen_models::calibrate::{Calibration, Conformal, Isotonic, Platt, expected_calibration_error};
 use omen_models::gbdt::{GbdtParams, Matrix, Objective};
 use polars::prelude::*;
@@ -390,21 +391,12 @@ pub fn train(args: &TrainArgs, mut df: DataFrame, load_seconds: f64) -> Result<(
 pub fn classifier_metrics(y: &[f64], p: &[f64]) -> Metrics {
     let n = y.len();
     let pos = y.iter().filter(|&&v| v == 1.0).count();
-    let neg = n - pos;
+    // ROC-AUC is the Mann-Whitney probability of superiority of positives over negatives.
+    let positives: Vec<f64> = (0..n).filter(|&i| y[i] == 1.0).map(|i| p[i]).collect();
+    let negatives: Vec<f64> = (0..n).filter(|&i| y[i] != 1.0).map(|i| p[i]).collect();
+    let auc = mann_whitney_u(&positives, &negatives, Alternative::TwoSided).ok().map(|m| m.prob_superiority());
     let mut idx: Vec<usize> = (0..n).collect();
     idx.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
-    let mut rank_sum = 0.0;
-    let mut i = 0;
-    while i < n {
-        let mut j = i;
-        while j + 1 < n && p[idx[j + 1]] == p[idx[i]] {
-            j += 1;
-        }
-        let r = (i + j) as f64 / 2.0 + 1.0;
-        rank_sum += r * idx[i..=j].iter().filter(|&&k| y[k] == 1.0).count() as f64;
-        i = j + 1;
-    }
-    let auc = (pos > 0 && neg > 0).then(|| (rank_sum - (pos * (pos + 1)) as f64 / 2.0) / (pos as f64 * neg as f64));
     // Average precision: Σ (recall step) × precision, by decreasing score, ties as one step.
     let pr_auc = (pos > 0).then(|| {
         let mut ap = 0.0;

@@ -163,9 +163,7 @@ pub(crate) fn from_bytes(bytes: &[u8], expected_schema: Option<&str>) -> Result<
         if leaves != internal + 1 {
             return Err(corrupt(format!("tree {k}: {internal} splits and {leaves} leaves")));
         }
-        let mut t = Tree::constant(0.0, 0.0);
-        t.leaf_value.clear();
-        t.leaf_count.clear();
+        let mut t = Tree::default();
         for _ in 0..internal {
             let f = r.u32()?;
             if f as usize >= d {

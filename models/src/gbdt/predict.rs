@@ -73,6 +73,8 @@ impl Compiled {
         for (g, roots) in self.roots.chunks(LANES).enumerate() {
             let mut at = [0u32; LANES];
             at[..roots.len()].copy_from_slice(roots);
+            // A full group walks a fixed-size array (the compiler unrolls the eight lanes); the
+            // last, partial group the slice it has.
             if roots.len() == LANES {
                 for _ in 0..self.group_depth[g] {
                     for a in at.iter_mut() {

@@ -7,7 +7,8 @@ use rayon::prelude::*;
 use super::bins::{BinMapper, Binned};
 
 /// A fitted tree. Internal nodes are indexed 0..; a child index `< 0` is the leaf `!index`.
-#[derive(Debug, Clone, PartialEq)]
+/// `Tree::default()` has no node at all (a tree being built or read).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Tree {
     pub split_feature: Vec<u32>,
     /// Rows with bin ≤ `split_bin` go left (training-time view).
@@ -29,22 +30,6 @@ pub struct Tree {
 }
 
 impl Tree {
-    /// A tree of one leaf.
-    pub fn constant(value: f64, count: f64) -> Tree {
-        Tree {
-            split_feature: vec![],
-            split_bin: vec![],
-            threshold: vec![],
-            default_left: vec![],
-            left: vec![],
-            right: vec![],
-            gain: vec![],
-            internal_count: vec![],
-            leaf_value: vec![value],
-            leaf_count: vec![count],
-        }
-    }
-
     pub fn num_leaves(&self) -> usize {
         self.leaf_value.len()
     }
@@ -437,9 +422,7 @@ impl<'a> Grow<'a> {
         let root_hist = self.build_hist(indices);
         let root_best = self.best_split(&root_hist, sum, 0);
         let mut leaves = vec![Leaf { start: 0, len: indices.len(), sum, depth: 0, hist: Some(root_hist), best: root_best, parent: None }];
-        let mut tree = Tree::constant(0.0, indices.len() as f64);
-        tree.leaf_value.clear();
-        tree.leaf_count.clear();
+        let mut tree = Tree::default();
         let mut scratch: Vec<u32> = Vec::with_capacity(indices.len());
         while leaves.len() < self.num_leaves {
             // The leaf with the best split (the first on ties: deterministic).
