@@ -125,6 +125,50 @@ impl Store {
         }
     }
 
+    /// Writes `bytes` at `rel` only if nothing is there, atomically: of two writers racing for
+    /// one path exactly one gets `true`. Unlike [`Store::put_if_absent`] there is no
+    /// check-then-write fallback: a store without conditional writes is an error.
+    pub async fn create(&self, rel: &str, bytes: Bytes) -> Result<bool> {
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.inner.put_opts(&self.path(rel), PutPayload::from_bytes(bytes), opts).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(false),
+            Err(e) => Err(Error::store(rel, e)),
+        }
+    }
+
+    /// Writes `bytes` at `rel` in parts of `part_size` bytes (a multipart upload on object
+    /// stores), calling `progress(written, total)` after each part. Readers see nothing at
+    /// `rel` until the last part is in: a writer killed half-way leaves no object there.
+    pub async fn put_parts(
+        &self,
+        rel: &str,
+        bytes: Bytes,
+        part_size: usize,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<()> {
+        let total = bytes.len() as u64;
+        let part_size = part_size.max(5 << 20);
+        if bytes.len() <= part_size {
+            self.put(rel, bytes).await?;
+            progress(total, total);
+            return Ok(());
+        }
+        let mut upload = self.inner.put_multipart(&self.path(rel)).await.map_err(|e| Error::store(rel, e))?;
+        let mut written = 0u64;
+        for chunk in bytes.chunks(part_size) {
+            let part = bytes.slice_ref(chunk);
+            if let Err(e) = upload.put_part(PutPayload::from_bytes(part)).await {
+                let _ = upload.abort().await;
+                return Err(Error::store(rel, e));
+            }
+            written += chunk.len() as u64;
+            progress(written, total);
+        }
+        upload.complete().await.map_err(|e| Error::store(rel, e))?;
+        Ok(())
+    }
+
     /// The object at `rel`, or `None` if there is none.
     pub async fn get(&self, rel: &str) -> Result<Option<Bytes>> {
         match self.inner.get(&self.path(rel)).await {

@@ -7,6 +7,7 @@
 //! - [`gbdt`]: omen's histogram gradient-boosted trees (issue 5).
 //! - [`calibrate`]: isotonic and Platt calibration, the expected calibration error, and
 //!   split-conformal intervals.
+//! - [`registry`]: the model registry, omen's own on a store or an MLflow server.
 //! - [`judge`]: the reference judge `mann-whitney`, with the semantics of Kayenta's
 //!   NetflixACAJudge (DESIGN §5, §6).
 
@@ -15,5 +16,6 @@ pub mod calibrate;
 mod error;
 pub mod gbdt;
 pub mod judge;
+pub mod registry;
 
 pub use error::{Error, Result};

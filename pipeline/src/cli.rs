@@ -68,7 +68,14 @@ pub enum Command {
         /// labels of an omen feature folder are excluded without asking
         #[arg(long)]
         exclude: Vec<String>,
+        /// Do not register the model (by default it becomes a new version in the registry, and
+        /// the first version of a model its champion)
+        #[arg(long)]
+        no_register: bool,
     },
+    /// Models in the registry: list, show, promote, roll back, delete
+    #[command(subcommand)]
+    Registry(RegistryCmd),
     /// Run the pipeline on the bundled samples (or the config's sources) and show the results
     Quickstart,
 }
@@ -125,6 +132,49 @@ pub enum Ingest {
     Deployments {
         #[arg(required = true)]
         paths: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCmd {
+    /// Every model, its number of versions, its latest version and its aliases
+    List,
+    /// A model's versions and alias history (NAME), or one version's record
+    /// (NAME@ALIAS, NAME/VERSION, NAME/latest)
+    Show {
+        #[arg(value_name = "NAME[@ALIAS|/VERSION]")]
+        model: String,
+    },
+    /// Point an alias (champion by default) at a version, atomically
+    Promote {
+        name: String,
+        /// A version number or `latest`
+        #[arg(value_name = "VERSION")]
+        number: String,
+        #[arg(long, default_value = "champion")]
+        alias: String,
+        /// Only if the alias still points at this version (`none`: only if it is unset);
+        /// otherwise fail with a conflict and change nothing
+        #[arg(long, value_name = "VERSION|none")]
+        expect: Option<String>,
+    },
+    /// Move an alias (champion by default) back to where it pointed before its current version
+    Rollback {
+        name: String,
+        #[arg(long, default_value = "champion")]
+        alias: String,
+    },
+    /// Download a version's artifact, verified against its checksum (the champion by default)
+    Pull {
+        #[arg(value_name = "NAME[@ALIAS|/VERSION]")]
+        model: String,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Delete a version: it is never loaded again and its number never reused
+    Delete {
+        #[arg(value_name = "NAME/VERSION")]
+        model: String,
     },
 }
 

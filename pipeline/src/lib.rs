@@ -7,6 +7,7 @@ pub mod error;
 pub mod features;
 pub mod ingest;
 pub mod quickstart;
+pub mod registry;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -16,7 +16,8 @@ use omen_pipeline::config::Config;
 use omen_pipeline::ingest::{self, MetricsIngest, PrometheusPull};
 use omen_pipeline::quickstart::{self, QuickstartReport};
 
-use crate::cli::{Cli, Command, Features, Ingest, TrainTarget};
+use crate::cli::{Cli, Command, Features, Ingest, RegistryCmd, TrainTarget};
+use omen_models::registry::{AnyRegistry, MlflowOptions, Progress};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -96,6 +97,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .or_else(|| config.store.as_ref().map(|s| config.resolve(s)))
         .unwrap_or_else(|| "./omen-data".into());
     let store = Store::open_with_options(&store_url, store_options()).context("opening the store")?;
+    let registry_url = g
+        .registry
+        .clone()
+        .or_else(|| config.registry.as_ref().map(|s| config.resolve(s)))
+        .unwrap_or_else(|| format!("{}/registry", store.url()));
     let metrics = metrics_ingest(&config);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let json = g.json;
@@ -141,7 +147,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 pb.finish_and_clear();
                 print(json, &summary, || summary.human())?;
             }
-            Command::Train { target, features, label, time_column, holdout, params, out, baselines, mut exclude } => {
+            Command::Registry(cmd) => run_registry(cmd, &open_registry(&registry_url)?, json).await?,
+            Command::Train { target, features, label, time_column, holdout, params, out, baselines, mut exclude, no_register } => {
                 exclude.extend(omen_pipeline::train::schema_labels(&features));
                 let args = omen_pipeline::train::TrainArgs {
                     exclude,
@@ -160,7 +167,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let t0 = std::time::Instant::now();
                 let table = omen_pipeline::train::load_table(&args.features).await?;
                 let load = t0.elapsed().as_secs_f64();
-                let (summary, _) = tokio::task::block_in_place(|| omen_pipeline::train::train(&args, table, load))?;
+                let trained = tokio::task::block_in_place(|| omen_pipeline::train::train(&args, table, load))?;
+                let mut summary = trained.summary;
+                if !no_register {
+                    let registry = open_registry(&registry_url)?;
+                    let pb = progress(json);
+                    let mut on_progress = |p: Progress| {
+                        if let Progress::Artifact { written, total } = p {
+                            pb.set_length(total);
+                            pb.set_position(written);
+                        }
+                    };
+                    let reg = omen_pipeline::registry::register_trained(&registry, &args, &summary, &trained.model, trained.schema, &mut on_progress)
+                        .await
+                        .context("registering the model")?;
+                    pb.finish_and_clear();
+                    summary.registered = Some(reg);
+                }
                 print(json, &summary, || summary.human())?;
             }
             Command::Quickstart => {
@@ -189,6 +212,56 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The registry a URL names, with MLflow credentials from the environment (never logged).
+fn open_registry(url: &str) -> anyhow::Result<AnyRegistry> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let mlflow = MlflowOptions {
+        token: var("MLFLOW_TRACKING_TOKEN"),
+        username: var("MLFLOW_TRACKING_USERNAME"),
+        password: var("MLFLOW_TRACKING_PASSWORD"),
+        ..MlflowOptions::default()
+    };
+    Ok(omen_models::registry::open(url, store_options(), mlflow)?)
+}
+
+async fn run_registry(cmd: RegistryCmd, registry: &AnyRegistry, json: bool) -> anyhow::Result<()> {
+    use omen_pipeline::registry as r;
+    match cmd {
+        RegistryCmd::List => {
+            let rep = r::list(registry).await?;
+            print(json, &rep, || rep.human())
+        }
+        RegistryCmd::Show { model } => {
+            let rep = r::show(registry, &model).await?;
+            print(json, &rep, || rep.human())
+        }
+        RegistryCmd::Promote { name, number, alias, expect } => {
+            let rep = r::promote(registry, &name, &number, &alias, r::parse_expect(expect.as_deref())?).await?;
+            print(json, &rep, || rep.human())
+        }
+        RegistryCmd::Rollback { name, alias } => {
+            let rep = r::rollback(registry, &name, &alias).await?;
+            print(json, &rep, || rep.human())
+        }
+        RegistryCmd::Pull { model, out } => {
+            let rep = r::pull(registry, &model, &out).await?;
+            print(json, &rep, || {
+                format!("{} version {} ({} bytes, blake3 {}, checksum verified) written to {}\n", rep.name, rep.version, rep.bytes, rep.blake3, rep.out)
+            })
+        }
+        RegistryCmd::Delete { model } => {
+            let rep = r::delete(registry, &model).await?;
+            print(json, &rep, || {
+                let mut s = format!("{} version {} deleted\n", rep.name, rep.version);
+                if !rep.dangling_aliases.is_empty() {
+                    s += &format!("  aliases {} still point at it and refuse to load until moved\n", rep.dangling_aliases.join(", "));
+                }
+                s
+            })
+        }
+    }
 }
 
 /// GBDT hyperparameters from `--param key=value` flags over the defaults.
@@ -233,4 +306,14 @@ fn metrics_ingest(config: &Config) -> MetricsIngest {
         options.aliases.role = v.clone();
     }
     MetricsIngest { options }
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap's own checks of every subcommand (they otherwise run only when one is used).
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        crate::cli::Cli::command().debug_assert();
+    }
 }

@@ -99,6 +99,12 @@ pub struct TrainSummary {
     pub rows_valid: usize,
     pub rows_test: usize,
     pub rows_without_label: usize,
+    /// First and last value of the time column over the rows fitted on (training and
+    /// validation), as text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_to: Option<String>,
     pub trees: usize,
     pub metrics: Metrics,
     pub train_seconds: f64,
@@ -108,6 +114,9 @@ pub struct TrainSummary {
     /// One row predicted alone, mean of 20,000 calls.
     pub single_row_us: f64,
     pub out: Option<String>,
+    /// Where the model was registered (`omen train` registers unless told not to).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registered: Option<crate::registry::Registered>,
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub baselines: std::collections::BTreeMap<String, BaselineResult>,
 }
@@ -128,6 +137,11 @@ impl TrainSummary {
             self.load_seconds,
             self.out.as_ref().map(|o| format!("\n  model written to {o}")).unwrap_or_default()
         ) + &self
+            .registered
+            .as_ref()
+            .map(|r| format!("  registered as {} version {}{} in {}\n", r.name, r.version, if r.champion { " (champion)" } else { "" }, r.registry))
+            .unwrap_or_default()
+            + &self
             .baselines
             .iter()
             .map(|(k, b)| format!("  baseline {k}: {} ({:.2}s)\n", serde_json::to_string(&b.metrics).unwrap_or_default(), b.train_seconds))
@@ -166,9 +180,19 @@ fn as_f64(df: &DataFrame, name: &str) -> Result<Vec<f64>> {
     Ok(c.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
 }
 
+/// What [`train`] made.
+#[derive(Debug)]
+pub struct Trained {
+    pub summary: TrainSummary,
+    /// Calibrated (failure), carrying the hash of `schema`.
+    pub model: omen_models::gbdt::Gbdt,
+    /// The model's inputs.
+    pub schema: omen_features::feature::FeatureSchema,
+}
+
 /// Trains on `df`, the table [`load_table`] read from `args.features`, which took
 /// `load_seconds`. CPU-bound: call it off an async runtime's worker threads.
-pub fn train(args: &TrainArgs, mut df: DataFrame, load_seconds: f64) -> Result<(TrainSummary, Option<omen_models::gbdt::Gbdt>)> {
+pub fn train(args: &TrainArgs, mut df: DataFrame, load_seconds: f64) -> Result<Trained> {
     let t0 = Instant::now();
     let file = args.features.display().to_string();
     if !(args.holdout > 0.0 && args.holdout < 1.0) {
@@ -260,6 +284,13 @@ pub fn train(args: &TrainArgs, mut df: DataFrame, load_seconds: f64) -> Result<(
     let (xt, xv, xh) = (matrix(tr), matrix(va), matrix(te));
     let pick = |rows: &[usize]| rows.iter().map(|&r| label[r]).collect::<Vec<f64>>();
     let (yt, yv, yh) = (pick(tr), pick(va), pick(te));
+    let (time_from, time_to) = match &args.time_column {
+        Some(t) if n_fit > 0 => {
+            let c = df.column(t)?;
+            (time_text(c, keep[0])?, time_text(c, keep[n_fit - 1])?)
+        }
+        _ => (None, None),
+    };
     let load_seconds = load_seconds + t0.elapsed().as_secs_f64();
 
     let mut params = args.params.clone();
@@ -352,6 +383,8 @@ pub fn train(args: &TrainArgs, mut df: DataFrame, load_seconds: f64) -> Result<(
         let p = lr.predict(Matrix::new(&xh, d));
         baselines.insert("logistic_regression".to_string(), BaselineResult { metrics: classifier_metrics(&yh, &p), train_seconds: t.elapsed().as_secs_f64(), rows_train: keep });
     }
+    let schema = crate::registry::model_schema(&features, folder_schema(&args.features).as_ref());
+    model.schema_hash = Some(schema.hash.clone());
     let out = match &args.out {
         Some(p) => {
             std::fs::write(p, model.to_bytes()).map_err(|e| Error::input(p.display().to_string(), e.to_string()))?;
@@ -374,6 +407,8 @@ pub fn train(args: &TrainArgs, mut df: DataFrame, load_seconds: f64) -> Result<(
         rows_valid: n_valid,
         rows_test: n_test,
         rows_without_label,
+        time_from,
+        time_to,
         trees: report.trees,
         metrics,
         train_seconds,
@@ -381,9 +416,26 @@ pub fn train(args: &TrainArgs, mut df: DataFrame, load_seconds: f64) -> Result<(
         predict_batch_seconds,
         single_row_us,
         out,
+        registered: None,
         baselines,
     };
-    Ok((summary, Some(model)))
+    Ok(Trained { summary, model, schema })
+}
+
+/// Row `i` of a time column as text: RFC 3339 (UTC) for a datetime, as printed otherwise.
+fn time_text(c: &Column, i: usize) -> Result<Option<String>> {
+    if let DataType::Datetime(unit, _) = c.dtype() {
+        let v = c.cast(&DataType::Int64)?;
+        let Some(x) = v.i64()?.get(i) else { return Ok(None) };
+        let nanos = match unit {
+            TimeUnit::Nanoseconds => x,
+            TimeUnit::Microseconds => x.saturating_mul(1_000),
+            TimeUnit::Milliseconds => x.saturating_mul(1_000_000),
+        };
+        return Ok(Some(chrono::DateTime::from_timestamp_nanos(nanos).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)));
+    }
+    let s = c.cast(&DataType::String)?;
+    Ok(s.str()?.get(i).map(str::to_string))
 }
 
 /// ROC-AUC (ties averaged), average precision, Brier score and the expected calibration error
@@ -431,7 +483,11 @@ pub fn regressor_metrics(y: &[f64], p: &[f64]) -> Metrics {
 /// The label columns named by `_schema.json` in a feature folder (none for a file or a folder
 /// without one): outcomes, never inputs.
 pub fn schema_labels(path: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read(path.join("_schema.json")) else { return Vec::new() };
-    let Ok(schema) = serde_json::from_slice::<omen_features::feature::FeatureSchema>(&text) else { return Vec::new() };
-    schema.labels().map(|c| c.name.clone()).collect()
+    folder_schema(path).map(|s| s.labels().map(|c| c.name.clone()).collect()).unwrap_or_default()
+}
+
+/// The `_schema.json` of an omen feature folder, if `path` is one.
+pub fn folder_schema(path: &Path) -> Option<omen_features::feature::FeatureSchema> {
+    let text = std::fs::read(path.join("_schema.json")).ok()?;
+    serde_json::from_slice(&text).ok()
 }

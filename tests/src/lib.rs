@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod mlflow;
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     // Cargo sets CARGO_MANIFEST_DIR when it runs a test, to the tests/ folder of *this* checkout;

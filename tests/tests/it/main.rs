@@ -6,5 +6,7 @@ mod ingest_logs;
 mod ingest_other;
 mod prometheus;
 mod quickstart;
+mod registry;
+mod registry_mlflow;
 mod s3;
 mod train;

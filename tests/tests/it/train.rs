@@ -5,7 +5,7 @@ use omen_tests::{json_ok, omen};
 
 /// A CSV feature table: a time column out of order, a string column, a failure signal in x1·x2
 /// (an interaction a linear model cannot see), a latency signal in x3 and sin(3·x1).
-fn table(dir: &std::path::Path, rows: usize) -> std::path::PathBuf {
+pub(crate) fn table(dir: &std::path::Path, rows: usize) -> std::path::PathBuf {
     let mut s = String::from("ts,x1,x2,x3,team,failed,latency\n");
     let mut state = 12345u64;
     let mut next = || {
