@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod feature;
+pub mod history;
 pub mod ingest;
 pub mod mask;
 pub mod schema;

@@ -29,6 +29,7 @@ fn new_version(name: &str, bytes: Vec<u8>, schema: FeatureSchema) -> NewVersion 
         metrics: BTreeMap::from([("auc".to_string(), 0.9)]),
         params: BTreeMap::from([("num_leaves".to_string(), "31".to_string())]),
         schema,
+        feature_set: None,
         lineage: Lineage { source: "t.csv".into(), rows: 10, ..Default::default() },
         code_version: "omen test".into(),
         tags: BTreeMap::new(),

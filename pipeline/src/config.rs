@@ -24,6 +24,9 @@ pub struct Config {
     /// Inputs `omen quickstart` and `omen retrain` ingest.
     #[serde(default)]
     pub sources: Vec<Source>,
+    /// `[serve]`: read by `omen-serve` (policy, judge, limits), not by the CLI.
+    #[serde(default)]
+    pub serve: Option<toml::Value>,
     /// The folder the file was read from; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,

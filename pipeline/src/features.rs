@@ -17,10 +17,11 @@ use std::time::Instant;
 use indicatif::ProgressBar;
 use omen_features::Store;
 use omen_features::feature::{
-    ChangeContext, Commit, DeploymentRef, FeatureParams, FeatureSchema, FeatureSet, FileChange, KAMEI, Kind,
-    RepoHistory, Role, Sample, Value, WindowsBuilder, series_id, service_change_contexts,
+    ChangeContext, DeploymentRef, FeatureParams, FeatureSchema, FeatureSet, Kind, Role, Sample, Value, WindowsBuilder,
+    series_id, service_change_contexts,
 };
-use omen_features::schema::{COMMIT_FILES, COMMITS, DEPLOYMENTS, METRICS};
+use omen_features::history::{Deployment, read_deployments, read_repos};
+use omen_features::schema::METRICS;
 use omen_features::store::{encode_parquet, partition_segment, partition_values};
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -85,6 +86,8 @@ struct SchemaFile<'a> {
     schema: &'a FeatureSchema,
     keys: [(&'static str, &'static str); 3],
     params: &'a FeatureParams,
+    /// The metrics that became columns (the configured ones, or those found).
+    metrics: &'a [String],
     deployments: usize,
     rows: usize,
     /// Earliest and latest canary start, RFC 3339.
@@ -92,17 +95,6 @@ struct SchemaFile<'a> {
     started_to: Option<String>,
 }
 
-/// One deployment as read from the store.
-struct Deployment {
-    id: String,
-    service: String,
-    started_at: i64,
-    ended_at: Option<i64>,
-    outcome: Option<String>,
-    from_sha: Option<String>,
-    to_sha: String,
-    steps: Vec<(i64, f64)>,
-}
 
 pub async fn build_features(store: &Store, params: &FeatureParams, progress: &ProgressBar) -> Result<FeaturesSummary> {
     let t0 = Instant::now();
@@ -194,6 +186,7 @@ pub async fn build_features(store: &Store, params: &FeatureParams, progress: &Pr
         schema: set.schema(),
         keys: [("service", "partition key (string, in the path)"), ("deployment_id", "string"), ("checkpoint_at", "timestamp[us, tz=UTC]")],
         params,
+        metrics: set.metrics(),
         deployments: deployments.len(),
         rows: total_rows,
         started_from: starts.clone().min().map(rfc3339),
@@ -235,67 +228,6 @@ fn column_err(dataset: &str, column: &str, e: PolarsError) -> Error {
     Error::input(format!("{dataset}/"), format!("column `{column}`: {e} (re-ingest with this version of omen)"))
 }
 
-fn strs(df: &DataFrame, dataset: &str, name: &str) -> Result<Vec<Option<String>>> {
-    let c = df.column(name).map_err(|e| column_err(dataset, name, e))?;
-    let ca = c.str().map_err(|e| column_err(dataset, name, e))?;
-    Ok(ca.iter().map(|s| s.map(str::to_owned)).collect())
-}
-
-fn times(df: &DataFrame, dataset: &str, name: &str) -> Result<Vec<Option<i64>>> {
-    let c = df.column(name).map_err(|e| column_err(dataset, name, e))?;
-    let ca = c.datetime().map_err(|e| column_err(dataset, name, e))?;
-    Ok(ca.physical().iter().collect())
-}
-
-async fn read_deployments(store: &Store) -> Result<Vec<Deployment>> {
-    let df = store.read_dataset(&DEPLOYMENTS, |_| true).await?;
-    let ds = "deployments";
-    let ids = strs(&df, ds, "deployment_id")?;
-    let services = strs(&df, ds, "service")?;
-    let from = strs(&df, ds, "from_sha")?;
-    let to = strs(&df, ds, "to_sha")?;
-    let outcome = strs(&df, ds, "outcome")?;
-    let started = times(&df, ds, "started_at")?;
-    let ended = times(&df, ds, "ended_at")?;
-    let steps_col = df.column("steps").map_err(|e| column_err(ds, "steps", e))?;
-    let steps_list = steps_col.list().map_err(|e| column_err(ds, "steps", e))?;
-    let mut out = Vec::with_capacity(df.height());
-    for i in 0..df.height() {
-        let steps = steps_list.get_as_series(i);
-        let mut parsed = Vec::new();
-        if let Some(s) = steps {
-            let st = s.struct_().map_err(|e| column_err(ds, "steps", e))?;
-            let at = st.field_by_name("at").map_err(|e| column_err(ds, "steps.at", e))?;
-            let weight = st.field_by_name("weight").map_err(|e| column_err(ds, "steps.weight", e))?;
-            // Struct fields may come back as their physical type.
-            let at = at.to_physical_repr().cast(&DataType::Int64).map_err(|e| column_err(ds, "steps.at", e))?;
-            let at = at.i64().map_err(|e| column_err(ds, "steps.at", e))?;
-            let weight = weight.f64().map_err(|e| column_err(ds, "steps.weight", e))?;
-            for (a, w) in at.iter().zip(weight.iter()) {
-                if let (Some(a), Some(w)) = (a, w) {
-                    parsed.push((a, w));
-                }
-            }
-        }
-        let (Some(id), Some(service), Some(to_sha), Some(started_at)) =
-            (ids[i].clone(), services[i].clone(), to[i].clone(), started[i])
-        else {
-            return Err(Error::input("deployments/", format!("row {i}: a required column is null")));
-        };
-        out.push(Deployment {
-            id,
-            service,
-            started_at,
-            ended_at: ended[i],
-            outcome: outcome[i].clone(),
-            from_sha: from[i].clone(),
-            to_sha,
-            steps: parsed,
-        });
-    }
-    out.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
-    Ok(out)
-}
 
 /// Canary and baseline samples grouped by (deployment index, metric index, role).
 struct Samples {
@@ -416,62 +348,7 @@ async fn change_impact(
     store: &Store,
     deployments: &[Deployment],
 ) -> Result<(Vec<ChangeContext>, BTreeMap<String, usize>)> {
-    let mut columns = vec!["sha", "parent_shas", "author", "ts", "fix"];
-    columns.extend(KAMEI);
-    let commits = store.read_dataset_columns(&COMMITS, Some(&columns), |_| true).await?;
-    let files = store
-        .read_dataset_columns(&COMMIT_FILES, Some(&["sha", "path", "lines_added", "lines_deleted"]), |_| true)
-        .await?;
-    let mut repos: HashMap<String, (Vec<Commit>, Vec<FileChange>)> = HashMap::new();
-    if commits.height() > 0 {
-        let ds = "commits";
-        let sha = strs(&commits, ds, "sha")?;
-        let service = strs(&commits, ds, "service")?;
-        let parents = strs(&commits, ds, "parent_shas")?;
-        let author = strs(&commits, ds, "author")?;
-        let ts = times(&commits, ds, "ts")?;
-        let fix: Vec<Option<bool>> =
-            commits.column("fix")?.bool().map_err(|e| column_err(ds, "fix", e))?.iter().collect();
-        let mut kamei: Vec<Vec<f64>> = Vec::new();
-        for k in KAMEI {
-            let c = commits.column(k).map_err(|e| column_err(ds, k, e))?.cast(&DataType::Float64)?;
-            kamei.push(c.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect());
-        }
-        for i in 0..commits.height() {
-            let (Some(sha), Some(service)) = (sha[i].clone(), service[i].clone()) else { continue };
-            let mut k = [0.0; 13];
-            for (j, col) in kamei.iter().enumerate() {
-                k[j] = col[i];
-            }
-            repos.entry(service).or_default().0.push(Commit {
-                sha,
-                parents: parents[i].as_deref().unwrap_or("").split_whitespace().map(str::to_owned).collect(),
-                ts: ts[i].unwrap_or(0),
-                author: author[i].clone().unwrap_or_default(),
-                fix: fix[i].unwrap_or(false),
-                kamei: k,
-            });
-        }
-    }
-    if files.height() > 0 {
-        let ds = "commit_files";
-        let sha = strs(&files, ds, "sha")?;
-        let service = strs(&files, ds, "service")?;
-        let path = strs(&files, ds, "path")?;
-        let added: Vec<Option<i64>> = files.column("lines_added")?.i64()?.iter().collect();
-        let deleted: Vec<Option<i64>> = files.column("lines_deleted")?.i64()?.iter().collect();
-        for i in 0..files.height() {
-            let (Some(sha), Some(service), Some(path)) = (sha[i].clone(), service[i].clone(), path[i].clone()) else {
-                continue;
-            };
-            repos.entry(service).or_default().1.push(FileChange {
-                sha,
-                path,
-                lines_added: added[i].unwrap_or(0),
-                lines_deleted: deleted[i].unwrap_or(0),
-            });
-        }
-    }
+    let mut repos = read_repos(store).await?;
     let mut by_service: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, d) in deployments.iter().enumerate() {
         by_service.entry(d.service.as_str()).or_default().push(i);
@@ -479,9 +356,8 @@ async fn change_impact(
     let mut out = vec![ChangeContext::default(); deployments.len()];
     let mut states: BTreeMap<String, usize> = BTreeMap::new();
     for (service, idx) in by_service {
-        let (c, f) = repos.remove(service).unwrap_or_default();
-        let repo = RepoHistory::new(c, f);
-        let refs: Vec<DeploymentRef<'_>> = idx.iter().map(|&i| deployment_ref(&deployments[i])).collect();
+        let repo = repos.remove(service).unwrap_or_default();
+        let refs: Vec<DeploymentRef<'_>> = idx.iter().map(|&i| deployments[i].as_ref()).collect();
         for (&i, context) in idx.iter().zip(service_change_contexts(&repo, &refs)) {
             let state = context.range_state.map_or("unknown", |s| s.as_str());
             *states.entry(state.to_owned()).or_default() += 1;
@@ -489,17 +365,6 @@ async fn change_impact(
         }
     }
     Ok((out, states))
-}
-
-fn deployment_ref(d: &Deployment) -> DeploymentRef<'_> {
-    DeploymentRef {
-        deployment_id: &d.id,
-        started_at: d.started_at,
-        ended_at: d.ended_at,
-        outcome: d.outcome.as_deref(),
-        from_sha: d.from_sha.as_deref(),
-        to_sha: &d.to_sha,
-    }
 }
 
 /// The feature frame: keys, then every schema column.

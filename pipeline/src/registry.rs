@@ -104,6 +104,7 @@ pub async fn register_trained(
         metrics,
         params,
         schema,
+        feature_set: crate::train::folder_feature_set(&args.features),
         lineage: Lineage {
             source: std::fs::canonicalize(&args.features)
                 .map(|p| p.display().to_string())

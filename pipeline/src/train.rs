@@ -242,7 +242,7 @@ pub fn train(args: &TrainArgs, mut df: DataFrame, load_seconds: f64) -> Result<T
                 continue;
             }
             for v in &values {
-                cols.push(strings.iter().map(|x| x.map_or(f64::NAN, |x| f64::from(u8::from(x == *v)))).collect());
+                cols.push(strings.iter().map(|x| omen_features::feature::encode_indicator(x, v)).collect());
                 features.push(format!("{name}={v}"));
             }
             categorical.push(name);
@@ -480,10 +480,33 @@ pub fn regressor_metrics(y: &[f64], p: &[f64]) -> Metrics {
     Metrics { rmse: Some(rmse), mae: Some(mae), ..Default::default() }
 }
 
-/// The label columns named by `_schema.json` in a feature folder (none for a file or a folder
-/// without one): outcomes, never inputs.
+/// The label and key columns of a feature folder with `_schema.json` (none for a file or a
+/// folder without one): outcomes and identifiers, never inputs.
 pub fn schema_labels(path: &Path) -> Vec<String> {
-    folder_schema(path).map(|s| s.labels().map(|c| c.name.clone()).collect()).unwrap_or_default()
+    let Some(schema) = folder_schema(path) else { return Vec::new() };
+    // The keys of a row identify it; they are not inputs (and `omen-serve` has no such column).
+    let mut out: Vec<String> = ["service", "deployment_id", "checkpoint_at"].map(String::from).to_vec();
+    out.extend(schema.labels().map(|c| c.name.clone()));
+    out
+}
+
+/// The feature set an omen feature folder was built with (its `_schema.json`), checked against
+/// the schema it records: what `omen-serve` needs to compute the same inputs.
+pub fn folder_feature_set(path: &Path) -> Option<omen_features::feature::FeatureSetSpec> {
+    let text = std::fs::read(path.join("_schema.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    let params: omen_features::feature::FeatureParams = serde_json::from_value(v.get("params")?.clone()).ok()?;
+    let metrics: Vec<String> = match v.get("metrics") {
+        Some(m) => serde_json::from_value(m.clone()).ok()?,
+        // Written before the list was: the metric columns say it.
+        None => v["columns"]
+            .as_array()?
+            .iter()
+            .filter_map(|c| c["name"].as_str()?.strip_prefix("m__")?.strip_suffix("__state").map(str::to_owned))
+            .collect(),
+    };
+    let spec = omen_features::feature::FeatureSetSpec { params, metrics, schema_hash: v.get("hash")?.as_str()?.to_owned() };
+    omen_features::feature::FeatureSet::from_spec(&spec).ok().map(|_| spec)
 }
 
 /// The `_schema.json` of an omen feature folder, if `path` is one.

@@ -1,18 +1,23 @@
-//! `omen-serve`: gRPC scoring of live canaries (DESIGN §5).
-//!
-//! A skeleton for now: it parses the documented command line and says that scoring is not
-//! available yet. The tonic server, its proto and the HTTP adapter arrive with the serving issue.
+//! `omen-serve`: parses the command line, reads the environment and the files it names, installs
+//! the tracing subscriber and the signal handlers, and calls [`omen_serve::server::run`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use anyhow::Context;
 use clap::Parser;
+use omen_models::registry::MlflowOptions;
+use omen_serve::config::ConfigFile;
 
-/// Score live canaries over gRPC.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Score live canaries over gRPC (and HTTP).
 #[derive(Debug, Parser)]
 #[command(name = "omen-serve", version, about)]
 struct Cli {
-    /// Registry URL to load champion models from
+    /// Registry URL to load champion models from [default: <store>/registry]
     #[arg(long, env = "OMEN_REGISTRY")]
     registry: Option<String>,
     /// gRPC listen address
@@ -21,19 +26,19 @@ struct Cli {
     /// HTTP adapter listen address (POST /v1/score, /healthz, /readyz, /metrics)
     #[arg(long)]
     http: Option<String>,
-    /// Store root URL (score log)
+    /// Store root URL: the services' history (deployments, commits) and the score log (scores/)
     #[arg(long, env = "OMEN_STORE")]
     store: Option<String>,
-    /// Configuration file
+    /// Configuration file ([serve] of omen.toml)
     #[arg(long)]
     config: Option<PathBuf>,
-    /// TLS certificate (PEM)
+    /// TLS certificate chain (PEM)
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// TLS private key (PEM)
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// File of bearer tokens, one per line
+    /// File of bearer tokens, one per line; with it every scoring call needs one
     #[arg(long)]
     auth_tokens: Option<PathBuf>,
 }
@@ -46,8 +51,8 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(&cli) {
-        Ok(code) => code,
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
@@ -55,7 +60,74 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    tracing::debug!(listen = %cli.listen, "omen-serve starting");
-    anyhow::bail!("gRPC scoring is not implemented yet (it arrives with the omen-serve issue); nothing is listening on {}", cli.listen)
+/// Object-store options from the environment (credentials, endpoints). Never logged.
+fn store_options() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("AWS_") || k.starts_with("GOOGLE_") || k.starts_with("AZURE_"))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect()
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let file = match &cli.config {
+        Some(p) => ConfigFile::load(p)?,
+        None => ConfigFile::default(),
+    };
+    let base = cli.config.as_ref().and_then(|p| p.parent()).map(PathBuf::from).unwrap_or_default();
+    let resolve = |s: &str| if s.contains("://") || base.as_os_str().is_empty() { s.to_string() } else { base.join(s).display().to_string() };
+    let store_url = cli.store.clone().or_else(|| file.store.as_deref().map(resolve));
+    let store = store_url
+        .as_deref()
+        .map(|u| omen_features::Store::open_with_options(u, store_options()))
+        .transpose()
+        .context("opening the store")?;
+    let registry_url = cli
+        .registry
+        .clone()
+        .or_else(|| file.registry.as_deref().map(resolve))
+        .or_else(|| store.as_ref().map(|s| format!("{}/registry", s.url())))
+        .context("no registry: give --registry (or --store, whose registry/ is the default)")?;
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let mlflow = MlflowOptions {
+        token: var("MLFLOW_TRACKING_TOKEN"),
+        username: var("MLFLOW_TRACKING_USERNAME"),
+        password: var("MLFLOW_TRACKING_PASSWORD"),
+        ..MlflowOptions::default()
+    };
+    let registry = omen_models::registry::open(&registry_url, store_options(), mlflow)?;
+    let tls = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(c), Some(k)) => Some((
+            std::fs::read(c).with_context(|| format!("reading --tls-cert {}", c.display()))?,
+            std::fs::read(k).with_context(|| format!("reading --tls-key {}", k.display()))?,
+        )),
+        _ => None,
+    };
+    let tokens = cli.auth_tokens.as_deref().map(omen_serve::auth::Tokens::load).transpose()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let grpc = tokio::net::TcpListener::bind(&cli.listen).await.with_context(|| format!("binding --listen {}", cli.listen))?;
+        let http = match &cli.http {
+            Some(a) => Some(tokio::net::TcpListener::bind(a).await.with_context(|| format!("binding --http {a}"))?),
+            None => None,
+        };
+        let reload = Arc::new(tokio::sync::Notify::new());
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        let r = reload.clone();
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: asking the registry for new champions");
+                r.notify_one();
+            }
+        });
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        let opts = omen_serve::server::Options { registry, grpc, http, store, config: file.serve, tls, tokens };
+        omen_serve::server::run(opts, reload, shutdown).await?;
+        Ok::<_, anyhow::Error>(())
+    })
 }

@@ -65,7 +65,7 @@ pub use change::{
     service_change_contexts,
 };
 pub use params::{ErrorRateSpec, FeatureParams, ValidFeatureParams, parse_duration};
-pub use value::{FeatureColumn, FeatureSchema, Kind, Value};
+pub use value::{FeatureColumn, FeatureSchema, InputEncoder, Kind, Value, encode_indicator};
 pub use window::{Sample, TimeSeries, Window, series_id};
 
 /// The samples of one metric of one deployment, per role.
@@ -161,6 +161,17 @@ impl WindowsBuilder {
     }
 }
 
+/// What computing a model's inputs again takes: the feature parameters, the metrics that became
+/// columns, and the hash of the schema they give. Carried by every model trained on an omen
+/// feature table (`features/_schema.json` has it too), so that `omen-serve` computes exactly the
+/// columns the model was trained on.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FeatureSetSpec {
+    pub params: FeatureParams,
+    pub metrics: Vec<String>,
+    pub schema_hash: String,
+}
+
 /// The feature set: the validated parameters and the metrics that become columns, and so the
 /// [`FeatureSchema`] of every row it computes.
 #[derive(Debug, Clone)]
@@ -213,6 +224,27 @@ impl FeatureSet {
             label(format!("label__{m}__at_full"), Kind::Float, format!("`{m}`: mean of the canary from the step to 100 % traffic to the end; null if it never got there"));
         }
         FeatureSet { params, metrics, schema: FeatureSchema::new(columns), n_inputs }
+    }
+
+    /// The feature set a spec describes; an error when its parameters are invalid or give
+    /// another schema than the one it names (a spec from a newer or older omen).
+    pub fn from_spec(spec: &FeatureSetSpec) -> crate::Result<FeatureSet> {
+        let set = FeatureSet::new(spec.params.check()?, spec.metrics.iter().cloned());
+        if set.schema.hash != spec.schema_hash {
+            return Err(crate::Error::Field {
+                field: "feature_set.schema_hash".into(),
+                message: format!(
+                    "these parameters and metrics give schema {}, the spec names {}: it was written by another version of omen's feature set",
+                    set.schema.hash, spec.schema_hash
+                ),
+            });
+        }
+        Ok(set)
+    }
+
+    /// The spec of this set, given the parameters it was made from.
+    pub fn spec(&self, params: &FeatureParams) -> FeatureSetSpec {
+        FeatureSetSpec { params: params.clone(), metrics: self.metrics.clone(), schema_hash: self.schema.hash.clone() }
     }
 
     pub fn schema(&self) -> &FeatureSchema {

@@ -129,3 +129,73 @@ impl FeatureSchema {
         self.columns.iter().position(|c| c.name == name)
     }
 }
+
+impl Value {
+    /// The value as a model input: floats and integers as they are, booleans 1 or 0, null (and a
+    /// string, which enters a model only through [`encode_indicator`]) as NaN, the GBDT's missing.
+    pub fn as_input(&self) -> f64 {
+        match self {
+            Value::Float(Some(x)) => *x,
+            Value::Int(Some(i)) => *i as f64,
+            Value::Bool(Some(b)) => f64::from(u8::from(*b)),
+            _ => f64::NAN,
+        }
+    }
+}
+
+/// The indicator input `column=level` of a string column: 1 when the value is `level`, 0 when it
+/// is another, NaN when it is null. `omen train` builds its indicator columns with this function
+/// and `omen-serve` its inputs, so both encode alike.
+pub fn encode_indicator(value: Option<&str>, level: &str) -> f64 {
+    match value {
+        Some(v) => f64::from(u8::from(v == level)),
+        None => f64::NAN,
+    }
+}
+
+/// Maps rows of a feature schema onto a model's inputs, in the model's order: a model feature is
+/// a column of the schema, or `column=level` for an indicator of a string column.
+#[derive(Debug, Clone)]
+pub struct InputEncoder {
+    slots: Vec<(usize, Option<String>)>,
+}
+
+impl InputEncoder {
+    /// Plans the mapping; the error lists the model features the schema cannot give.
+    pub fn new(schema: &FeatureSchema, model_features: &[String]) -> std::result::Result<InputEncoder, Vec<String>> {
+        let index: std::collections::HashMap<&str, usize> =
+            schema.columns.iter().enumerate().map(|(i, c)| (c.name.as_str(), i)).collect();
+        let mut slots = Vec::with_capacity(model_features.len());
+        let mut missing = Vec::new();
+        for f in model_features {
+            if let Some(&i) = index.get(f.as_str()) {
+                slots.push((i, None));
+            } else if let Some((col, level)) = f.split_once('=')
+                && let Some(&i) = index.get(col)
+                && schema.columns[i].kind == Kind::Str
+            {
+                slots.push((i, Some(level.to_owned())));
+            } else {
+                missing.push(f.clone());
+            }
+        }
+        if missing.is_empty() { Ok(InputEncoder { slots }) } else { Err(missing) }
+    }
+
+    /// The model's input vector of one row (in schema order).
+    pub fn encode(&self, row: &[Value]) -> Vec<f64> {
+        self.slots
+            .iter()
+            .map(|(i, level)| match (level, row.get(*i)) {
+                (Some(level), Some(Value::Str(v))) => encode_indicator(v.as_deref(), level),
+                (Some(_), _) | (None, None) => f64::NAN,
+                (None, Some(v)) => v.as_input(),
+            })
+            .collect()
+    }
+
+    /// Which schema column feeds each model input.
+    pub fn columns(&self) -> impl Iterator<Item = usize> + '_ {
+        self.slots.iter().map(|(i, _)| *i)
+    }
+}

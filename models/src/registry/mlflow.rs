@@ -447,6 +447,7 @@ impl Registry for MlflowRegistry {
             metrics: new.metrics.clone(),
             params: new.params.clone(),
             schema: new.schema.clone(),
+            feature_set: new.feature_set.clone(),
             lineage: new.lineage.clone(),
             code_version: new.code_version.clone(),
             tags: new.tags.clone(),

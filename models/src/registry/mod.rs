@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use bytes::Bytes;
-use omen_features::feature::FeatureSchema;
+use omen_features::feature::{FeatureSchema, FeatureSetSpec};
 use serde::{Deserialize, Serialize};
 
 pub use mlflow::{MlflowOptions, MlflowRegistry};
@@ -60,6 +60,10 @@ pub struct ModelVersion {
     pub params: BTreeMap<String, String>,
     /// The model's inputs: names, kinds and their hash.
     pub schema: FeatureSchema,
+    /// How to compute those inputs from raw samples (a model trained on an omen feature table);
+    /// `None` for a model of an analyst's own table, which `omen-serve` cannot feed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_set: Option<FeatureSetSpec>,
     pub lineage: Lineage,
     /// The omen build that trained it (`omen 0.1.0 (abc123def456)`).
     pub code_version: String,
@@ -116,6 +120,7 @@ pub struct NewVersion {
     pub metrics: BTreeMap<String, f64>,
     pub params: BTreeMap<String, String>,
     pub schema: FeatureSchema,
+    pub feature_set: Option<FeatureSetSpec>,
     pub lineage: Lineage,
     pub code_version: String,
     pub tags: BTreeMap<String, String>,

@@ -206,6 +206,7 @@ impl Registry for StoreRegistry {
             metrics: new.metrics,
             params: new.params,
             schema: new.schema,
+            feature_set: new.feature_set,
             lineage: new.lineage,
             code_version: new.code_version,
             tags: new.tags,

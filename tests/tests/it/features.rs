@@ -24,7 +24,7 @@ const SOURCES: [(&str, &[&str]); 5] = [
 
 /// Ingests the inputs under `inputs` (a copy of data/samples, maybe altered) into `store` and
 /// builds the features with the sample config's `[features]`.
-fn build(dir: &Path, inputs: &Path, store: &Path) -> Json {
+pub(crate) fn build(dir: &Path, inputs: &Path, store: &Path) -> Json {
     let s = store.to_str().unwrap();
     for (kind, args) in SOURCES {
         if kind.is_empty() || args.is_empty() {
@@ -44,7 +44,7 @@ fn build(dir: &Path, inputs: &Path, store: &Path) -> Json {
     json_ok(&omen(dir, &["features", "build", "--config", config.to_str().unwrap(), "--store", s, "--json"]))
 }
 
-fn copy_samples(to: &Path) -> PathBuf {
+pub(crate) fn copy_samples(to: &Path) -> PathBuf {
     let from = workspace_root().join("data/samples");
     for sub in ["repos", "metrics", "deployments"] {
         std::fs::create_dir_all(to.join(sub)).unwrap();
@@ -56,7 +56,7 @@ fn copy_samples(to: &Path) -> PathBuf {
     to.to_path_buf()
 }
 
-fn read_features(store: &Path) -> DataFrame {
+pub(crate) fn read_features(store: &Path) -> DataFrame {
     let mut frames = Vec::new();
     for e in std::fs::read_dir(store.join("features")).unwrap() {
         let p = e.unwrap().path();
@@ -68,12 +68,12 @@ fn read_features(store: &Path) -> DataFrame {
     concat(frames, UnionArgs::default()).unwrap().sort(["deployment_id", "checkpoint_at"], Default::default()).collect().unwrap()
 }
 
-fn schema_file(store: &Path) -> Json {
+pub(crate) fn schema_file(store: &Path) -> Json {
     serde_json::from_slice(&std::fs::read(store.join("features/_schema.json")).unwrap()).unwrap()
 }
 
 /// The value of column `name` at `row`, as the feature functions give it.
-fn value(df: &DataFrame, name: &str, kind: Kind, row: usize) -> Value {
+pub(crate) fn value(df: &DataFrame, name: &str, kind: Kind, row: usize) -> Value {
     let c = df.column(name).unwrap_or_else(|_| panic!("no column {name}")).as_materialized_series();
     match kind {
         Kind::Float => Value::Float(c.f64().unwrap().get(row)),
@@ -147,18 +147,18 @@ fn features_of_the_samples_are_complete_documented_and_rebuilt_identically() {
 }
 
 /// One deployment as a deployer knows it (from the raw JSON Lines).
-struct Deployment {
-    id: String,
-    service: String,
-    started_at: i64,
-    ended_at: Option<i64>,
-    outcome: Option<String>,
-    from_sha: Option<String>,
-    to_sha: String,
-    steps: Vec<(i64, f64)>,
+pub(crate) struct Deployment {
+    pub(crate) id: String,
+    pub(crate) service: String,
+    pub(crate) started_at: i64,
+    pub(crate) ended_at: Option<i64>,
+    pub(crate) outcome: Option<String>,
+    pub(crate) from_sha: Option<String>,
+    pub(crate) to_sha: String,
+    pub(crate) steps: Vec<(i64, f64)>,
 }
 
-fn raw_deployments(inputs: &Path) -> Vec<Deployment> {
+pub(crate) fn raw_deployments(inputs: &Path) -> Vec<Deployment> {
     std::fs::read_to_string(inputs.join("deployments/deployments.jsonl"))
         .unwrap()
         .lines()
@@ -179,14 +179,14 @@ fn raw_deployments(inputs: &Path) -> Vec<Deployment> {
 }
 
 /// A sample as a deployer sends it: metric, labels, role, deployment (when it knows), time, value.
-struct RawSample {
-    metric: String,
-    labels: BTreeMap<String, String>,
-    service: String,
-    role: Option<Role>,
-    deployment: Option<String>,
-    ts: i64,
-    value: f64,
+pub(crate) struct RawSample {
+    pub(crate) metric: String,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) service: String,
+    pub(crate) role: Option<Role>,
+    pub(crate) deployment: Option<String>,
+    pub(crate) ts: i64,
+    pub(crate) value: f64,
 }
 
 fn number(s: &str) -> f64 {
@@ -199,7 +199,7 @@ fn number(s: &str) -> f64 {
 }
 
 /// The raw metric inputs of the samples, parsed here, independently of ingest.
-fn raw_samples(inputs: &Path) -> Vec<RawSample> {
+pub(crate) fn raw_samples(inputs: &Path) -> Vec<RawSample> {
     let mut out = Vec::new();
     let range: Json = serde_json::from_slice(&std::fs::read(inputs.join("metrics/checkout-canary.json")).unwrap()).unwrap();
     for series in range["data"]["result"].as_array().unwrap() {

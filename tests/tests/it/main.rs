@@ -9,4 +9,6 @@ mod quickstart;
 mod registry;
 mod registry_mlflow;
 mod s3;
+mod serve;
+mod serve_python;
 mod train;

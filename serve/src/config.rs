@@ -1,0 +1,114 @@
+//! `[serve]` of `omen.toml` (other sections belong to the `omen` CLI and are ignored here).
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::policy::PolicyConfig;
+
+/// The parts of `omen.toml` `omen-serve` reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ConfigFile {
+    pub store: Option<String>,
+    pub registry: Option<String>,
+    #[serde(default)]
+    pub serve: ServeConfig,
+}
+
+/// `[serve]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    /// `[serve.policy]`: the decision policy.
+    pub policy: PolicyConfig,
+    /// `[serve.judge]`: Kayenta's canary config for the reference judge (metrics with
+    /// `direction`, `critical`, `effectSize`, …; `scoreThresholds`). Without it every metric of
+    /// a request is judged in both directions, pass at 95, marginal at 75.
+    pub judge: Option<omen_models::judge::JudgeParams>,
+    /// `[serve.limits]`.
+    pub limits: Limits,
+    /// How often the registry is asked for new champions ("30s"; SIGHUP asks at once).
+    pub reload_interval: String,
+    /// Features and metrics listed as reasons in each answer.
+    pub reasons: usize,
+    /// `[serve.score_log]`.
+    pub score_log: ScoreLogConfig,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            policy: PolicyConfig::default(),
+            judge: None,
+            limits: Limits::default(),
+            reload_interval: "30s".into(),
+            reasons: 8,
+            score_log: ScoreLogConfig::default(),
+        }
+    }
+}
+
+/// `[serve.limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request accepted, bytes.
+    pub max_message_bytes: usize,
+    /// Deadline of a call when the client sets none (a shorter `grpc-timeout` wins).
+    pub request_timeout: String,
+    /// Calls scored at once; beyond, calls are shed with `RESOURCE_EXHAUSTED`.
+    pub max_concurrent: usize,
+    /// Metrics per request.
+    pub max_metrics: usize,
+    /// Samples per metric and role.
+    pub max_samples: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 4 << 20,
+            request_timeout: "5s".into(),
+            max_concurrent: 64,
+            max_metrics: 256,
+            max_samples: 100_000,
+        }
+    }
+}
+
+/// `[serve.score_log]`: every answer appended to `scores/` in the store, in batches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScoreLogConfig {
+    /// Answers waiting to be written; beyond, new ones are dropped and counted.
+    pub buffer: usize,
+    /// Rows per Parquet file, at most.
+    pub batch_rows: usize,
+    /// Longest wait before a partial batch is written ("5s").
+    pub flush_interval: String,
+}
+
+impl Default for ScoreLogConfig {
+    fn default() -> Self {
+        ScoreLogConfig { buffer: 10_000, batch_rows: 2_000, flush_interval: "5s".into() }
+    }
+}
+
+impl ConfigFile {
+    /// Reads `path`; errors name the file and, for TOML errors, the line and field.
+    pub fn load(path: &Path) -> Result<ConfigFile> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.display().to_string(), message: e.to_string() })?;
+        toml::from_str(&text).map_err(|e| Error::Config { field: path.display().to_string(), message: e.to_string() })
+    }
+}
+
+/// A duration of the config ("500ms", "5s", "1m").
+pub fn duration(field: &str, text: &str) -> Result<Duration> {
+    if let Some(ms) = text.strip_suffix("ms") {
+        return ms.trim().parse::<u64>().map(Duration::from_millis).map_err(|e| Error::Config { field: field.into(), message: e.to_string() });
+    }
+    let us = omen_features::feature::parse_duration(text).map_err(|m| Error::Config { field: field.into(), message: m })?;
+    Ok(Duration::from_micros(us.max(0) as u64))
+}

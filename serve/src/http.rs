@@ -1,0 +1,115 @@
+//! The HTTP adapter (`--http ADDR`): the same scoring as JSON for Argo Rollouts' Web metric
+//! provider and Flagger webhooks, plus probes and Prometheus metrics.
+//!
+//! - `POST /v1/score`: a `ScoreRequest` in the proto3 JSON mapping (`deploymentId` or
+//!   `deployment_id`, enums by name), answered with the `ScoreResponse` in the same mapping,
+//!   every field present (`"decision": "PROMOTE"`, `"nextWeight": 25`), so a `jsonPath` never
+//!   misses a default. Errors: `{"code": "INVALID_ARGUMENT", "message": "metrics[0].metric:
+//!   required"}` with 400; 401 without a valid token when auth is on; 429 when shedding; 503
+//!   without a model; 504 past the deadline.
+//! - `GET /healthz`: 200 while the process runs. `GET /readyz`: 200 once a failure model is
+//!   loaded, 503 before.
+//! - `GET /metrics`: Prometheus text format.
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+
+use crate::proto;
+use crate::scoring::Memory;
+use crate::service::App;
+
+static POOL: LazyLock<DescriptorPool> =
+    LazyLock::new(|| DescriptorPool::decode(proto::DESCRIPTOR).expect("the descriptor set built by build.rs decodes"));
+
+/// The adapter's routes.
+pub fn router(app: Arc<App>, timeout: Duration) -> Router {
+    Router::new()
+        .route("/v1/score", post(score))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state((app, timeout))
+}
+
+fn error(status: StatusCode, code: &str, message: String) -> Response {
+    let body = serde_json::json!({"code": code, "message": message}).to_string();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn grpc_to_http(s: &tonic::Status) -> (StatusCode, &'static str) {
+    match s.code() {
+        tonic::Code::InvalidArgument => (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT"),
+        tonic::Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"),
+        tonic::Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED"),
+        tonic::Code::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+        tonic::Code::DeadlineExceeded => (StatusCode::GATEWAY_TIMEOUT, "DEADLINE_EXCEEDED"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
+    }
+}
+
+/// A JSON body to a `ScoreRequest`, through the descriptor (the proto3 JSON mapping).
+pub fn request_from_json(body: &[u8]) -> Result<proto::ScoreRequest, String> {
+    let desc = POOL.get_message_by_name("omen.v1.ScoreRequest").ok_or("no omen.v1.ScoreRequest in the descriptor")?;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let msg = DynamicMessage::deserialize(desc, &mut de).map_err(|e| format!("body: {e}"))?;
+    de.end().map_err(|e| format!("body: {e}"))?;
+    msg.transcode_to::<proto::ScoreRequest>().map_err(|e| format!("body: {e}"))
+}
+
+/// A `ScoreResponse` as proto3 JSON with every field present.
+pub fn response_to_json(resp: &proto::ScoreResponse) -> Result<String, String> {
+    let desc = POOL.get_message_by_name("omen.v1.ScoreResponse").ok_or("no omen.v1.ScoreResponse in the descriptor")?;
+    let mut msg = DynamicMessage::new(desc);
+    msg.transcode_from(resp).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::new(&mut out);
+    msg.serialize_with_options(&mut ser, &SerializeOptions::new().skip_default_fields(false)).map_err(|e| e.to_string())?;
+    String::from_utf8(out).map_err(|e| e.to_string())
+}
+
+async fn score(State((app, timeout)): State<(Arc<App>, Duration)>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(s) = app.check_auth(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())) {
+        return error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", s.message().to_string());
+    }
+    if body.len() > app.scorer.limits.max_message_bytes {
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "RESOURCE_EXHAUSTED", format!("body of {} bytes, at most {}", body.len(), app.scorer.limits.max_message_bytes));
+    }
+    let req = match request_from_json(&body) {
+        Ok(r) => r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", m),
+    };
+    let result = match tokio::time::timeout(timeout, app.score(req, Memory::default(), false, "http")).await {
+        Ok((r, _)) => r,
+        Err(_) => Err(tonic::Status::deadline_exceeded(format!("no answer within {timeout:?}"))),
+    };
+    match result {
+        Ok(resp) => match response_to_json(&resp) {
+            Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e),
+        },
+        Err(s) => {
+            let (status, code) = grpc_to_http(&s);
+            error(status, code, s.message().to_string())
+        }
+    }
+}
+
+async fn ready(State((app, _)): State<(Arc<App>, Duration)>) -> Response {
+    let snap = app.shared.get();
+    match &snap.failure {
+        Some(m) => (StatusCode::OK, format!("ready: {} version {}\n", m.version.name, m.version.version)).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "not ready: no champion of omen-failure loaded\n").into_response(),
+    }
+}
+
+async fn metrics(State((app, _)): State<(Arc<App>, Duration)>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render()).into_response()
+}

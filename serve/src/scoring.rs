@@ -1,0 +1,365 @@
+//! One answer: validate the request, gather its samples into windows, compute the model inputs
+//! with `omen_features::feature` (the code `omen features build` runs), predict, judge, decide.
+//! CPU-bound: callers run it off the async runtime.
+
+use std::collections::BTreeMap;
+
+use omen_features::feature::{
+    ChangeContext, DeploymentRef, Kind, Role, Sample, Value, WindowsBuilder, change_columns, change_context_at, series_id,
+};
+use omen_features::ingest::metrics::canonical_labels;
+use omen_models::judge::{self, Classification, JudgeParams, MetricInput, ValidJudgeParams, Verdict};
+
+use crate::config::Limits;
+use crate::error::{Error, Result};
+use crate::models::{Loaded, Snapshot};
+use crate::policy::{Evidence, Policy, StreamState};
+use crate::proto;
+
+/// The scoring settings, validated once.
+#[derive(Debug, Clone)]
+pub struct Scorer {
+    pub policy: Policy,
+    /// `None`: judge every metric of a request with Kayenta's defaults.
+    pub judge: Option<ValidJudgeParams>,
+    pub limits: Limits,
+    /// Reasons per answer.
+    pub reasons: usize,
+}
+
+const US: f64 = 1e6;
+
+fn finite(field: &str, v: f64) -> Result<f64> {
+    if v.is_finite() { Ok(v) } else { Err(Error::invalid(field, format!("must be a finite number, got {v}"))) }
+}
+
+/// Unix seconds to µs.
+fn micros(field: &str, t: f64) -> Result<i64> {
+    let t = finite(field, t)?;
+    if !(0.0..=1e11).contains(&t) {
+        return Err(Error::invalid(field, format!("must be Unix seconds, got {t}")));
+    }
+    Ok((t * US).round() as i64)
+}
+
+/// Checks a request against the contract and the limits; the error names the field.
+pub fn validate(r: &proto::ScoreRequest, limits: &Limits) -> Result<()> {
+    if r.service.trim().is_empty() {
+        return Err(Error::invalid("service", "required"));
+    }
+    if r.deployment_id.trim().is_empty() {
+        return Err(Error::invalid("deployment_id", "required"));
+    }
+    if !(0.0..=100.0).contains(&finite("current_weight", r.current_weight)?) {
+        return Err(Error::invalid("current_weight", format!("must lie in [0, 100], got {}", r.current_weight)));
+    }
+    if finite("elapsed_seconds", r.elapsed_seconds)? < 0.0 {
+        return Err(Error::invalid("elapsed_seconds", format!("must not be negative, got {}", r.elapsed_seconds)));
+    }
+    if r.started_at != 0.0 {
+        micros("started_at", r.started_at)?;
+    }
+    if r.metrics.len() > limits.max_metrics {
+        return Err(Error::invalid("metrics", format!("{} metrics, at most {}", r.metrics.len(), limits.max_metrics)));
+    }
+    for (i, m) in r.metrics.iter().enumerate() {
+        if m.metric.trim().is_empty() {
+            return Err(Error::invalid(format!("metrics[{i}].metric"), "required"));
+        }
+        for (role, samples) in [("canary", &m.canary), ("baseline", &m.baseline)] {
+            if samples.len() > limits.max_samples {
+                return Err(Error::invalid(format!("metrics[{i}].{role}"), format!("{} samples, at most {}", samples.len(), limits.max_samples)));
+            }
+            for (j, s) in samples.iter().enumerate() {
+                micros(&format!("metrics[{i}].{role}[{j}].time"), s.time)?;
+            }
+        }
+    }
+    for (i, s) in r.steps.iter().enumerate() {
+        micros(&format!("steps[{i}].time"), s.time)?;
+        if !(0.0..=100.0).contains(&finite(&format!("steps[{i}].weight"), s.weight)?) {
+            return Err(Error::invalid(format!("steps[{i}].weight"), format!("must lie in [0, 100], got {}", s.weight)));
+        }
+    }
+    match r.change.as_ref().and_then(|c| c.kind.as_ref()) {
+        Some(proto::change::Kind::Commits(c)) if c.to_sha.trim().is_empty() => {
+            return Err(Error::invalid("change.commits.to_sha", "required"));
+        }
+        Some(proto::change::Kind::Metrics(m)) => {
+            let known: Vec<String> = change_columns().into_iter().map(|c| c.0).collect();
+            for (k, v) in &m.values {
+                if !known.contains(k) || k == "change_state" {
+                    return Err(Error::invalid(format!("change.metrics.values[{k}]"), "not a change feature (see docs/features.md)"));
+                }
+                finite(&format!("change.metrics.values[{k}]"), *v)?;
+            }
+        }
+        _ => {}
+    }
+    for (i, s) in r.synthetic_load.iter().enumerate() {
+        for (f, v) in [("rps", s.rps), ("latency_p50_ms", s.latency_p50_ms), ("latency_p99_ms", s.latency_p99_ms), ("error_rate", s.error_rate)] {
+            finite(&format!("synthetic_load[{i}].{f}"), v)?;
+        }
+    }
+    Ok(())
+}
+
+/// What a stream remembers of its canary besides the policy's state.
+#[derive(Debug, Clone, Default)]
+pub struct Memory {
+    pub policy: StreamState,
+    /// Steps seen so far `(µs, weight)`.
+    pub steps: Vec<(i64, f64)>,
+    pub deployment_id: String,
+}
+
+/// The time frame of a request: the canary start and the checkpoint (now), µs.
+fn frame(r: &proto::ScoreRequest, now_us: i64) -> Result<(i64, i64)> {
+    let elapsed = (r.elapsed_seconds * US).round() as i64;
+    if r.started_at != 0.0 {
+        let start = micros("started_at", r.started_at)?;
+        return Ok((start, start + elapsed.max(0)));
+    }
+    let latest = r
+        .metrics
+        .iter()
+        .flat_map(|m| m.canary.iter().chain(&m.baseline))
+        .map(|s| (s.time * US).round() as i64)
+        .max()
+        .unwrap_or(now_us);
+    Ok((latest - elapsed, latest))
+}
+
+fn change_context(snap: &Snapshot, r: &proto::ScoreRequest, started: i64) -> ChangeContext {
+    let empty = omen_features::feature::RepoHistory::default();
+    let repo = snap.history.repos.get(&r.service).unwrap_or(&empty);
+    let known: Vec<DeploymentRef<'_>> = snap
+        .history
+        .deployments
+        .get(&r.service)
+        .map(|v| v.iter().filter(|d| d.id != r.deployment_id).map(|d| d.as_ref()).collect())
+        .unwrap_or_default();
+    match r.change.as_ref().and_then(|c| c.kind.as_ref()) {
+        Some(proto::change::Kind::Commits(c)) => {
+            let from = (!c.from_sha.is_empty()).then_some(c.from_sha.as_str());
+            change_context_at(repo, &known, from, &c.to_sha, started)
+        }
+        Some(proto::change::Kind::Metrics(m)) => {
+            // The history context from the store; the change features as given.
+            let mut ctx = change_context_at(repo, &known, None, "", started);
+            let cols = change_columns();
+            ctx.features.values = cols
+                .iter()
+                .map(|(name, kind, _)| {
+                    if name == "change_state" {
+                        return Value::Str(Some("ok".into()));
+                    }
+                    let v = m.values.get(name).copied();
+                    match kind {
+                        Kind::Float => Value::float(v),
+                        Kind::Int => Value::Int(v.map(|x| x.round() as i64)),
+                        Kind::Bool => Value::Bool(v.map(|x| x != 0.0)),
+                        Kind::Str => Value::Str(None),
+                    }
+                })
+                .collect();
+            ctx
+        }
+        None => change_context_at(repo, &known, None, "", started),
+    }
+}
+
+/// The inputs of `m` for this request: the row of its feature set, then the model's vector.
+fn inputs(m: &Loaded, windows: &omen_features::feature::DeploymentWindows, checkpoint: i64, ctx: &ChangeContext) -> (Vec<Value>, Vec<f64>) {
+    let row = m.features.inputs(windows, checkpoint, &ctx.features, ctx.history);
+    let x = m.encoder.encode(&row);
+    (row, x)
+}
+
+fn judge_params(r: &proto::ScoreRequest) -> Option<ValidJudgeParams> {
+    let mut names: Vec<&str> = r.metrics.iter().map(|m| m.metric.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.is_empty() {
+        return None;
+    }
+    let json = serde_json::json!({
+        "metrics": names.iter().map(|n| serde_json::json!({"name": n, "groups": ["all"]})).collect::<Vec<_>>(),
+        "scoreThresholds": {"pass": 95.0, "marginal": 75.0},
+    });
+    serde_json::from_value::<JudgeParams>(json).ok()?.check().ok()
+}
+
+impl Scorer {
+    /// Scores one request. `memory` is a stream's (or a fresh one for a unary call).
+    pub fn score(&self, snap: &Snapshot, r: &proto::ScoreRequest, memory: &mut Memory, stream: bool, now_us: i64) -> Result<proto::ScoreResponse> {
+        validate(r, &self.limits)?;
+        let failure = snap.failure.as_ref().ok_or_else(|| Error::Unavailable("no failure model is loaded yet (no champion of omen-failure in the registry)".into()))?;
+        let (started, checkpoint) = frame(r, now_us)?;
+        // Steps: the request's, the stream's, and the weight now.
+        for s in &r.steps {
+            memory.steps.push(((s.time * US).round() as i64, s.weight));
+        }
+        memory.steps.push((checkpoint, r.current_weight));
+        memory.steps.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        memory.steps.dedup();
+        if memory.steps.len() > 10_000 {
+            memory.steps.drain(..memory.steps.len() - 10_000);
+        }
+        let mut builder = WindowsBuilder::new(started, None, None, memory.steps.clone());
+        let mut judged: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+        for m in &r.metrics {
+            let labels = canonical_labels(m.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            let series = series_id(&labels);
+            let sample = |s: &proto::Sample| Sample { ts: (s.time * US).round() as i64, series, value: s.value };
+            builder.extend(&m.metric, Role::Canary, m.canary.iter().map(sample));
+            builder.extend(&m.metric, Role::Baseline, m.baseline.iter().map(sample));
+            let e = judged.entry(m.metric.as_str()).or_default();
+            e.0.extend(m.canary.iter().filter(|s| within(s, started, checkpoint)).map(|s| s.value));
+            e.1.extend(m.baseline.iter().filter(|s| within(s, started, checkpoint)).map(|s| s.value));
+        }
+        let windows = builder.finish();
+        let ctx = change_context(snap, r, started);
+
+        // The failure model: calibrated probability, and the TreeSHAP reasons.
+        let (_, x) = inputs(failure, &windows, checkpoint, &ctx);
+        let probability = failure.model.predict_calibrated(&x).clamp(0.0, 1.0);
+        let confidence = probability.max(1.0 - probability);
+        let shap = failure.model.shap(&x);
+
+        // The performance model, when there is one.
+        let mut performance = Vec::new();
+        let mut evidence_perf = Vec::new();
+        if let Some(p) = &snap.performance {
+            let (_, xp) = inputs(p, &windows, checkpoint, &ctx);
+            let point = p.model.predict(&xp);
+            let metric = p.target_metric.clone().unwrap_or_else(|| p.version.name.clone());
+            evidence_perf.push((metric.clone(), point, None));
+            performance.push(proto::PerformancePrediction { metric, point, interval_80: None, interval_95: None });
+        }
+
+        // The reference judge on the same windows.
+        let params = self.judge.clone().or_else(|| judge_params(r));
+        let report = params.as_ref().map(|p| {
+            let inputs: Vec<MetricInput<'_>> =
+                judged.iter().map(|(name, (c, b))| MetricInput { name, canary: c, baseline: b }).collect();
+            judge::judge(p, &inputs)
+        });
+        let (classification, judge_score, critical, mostly_nodata, verdicts) = match &report {
+            Some(rep) => {
+                let nodata = rep.metrics.iter().filter(|m| m.classification == Verdict::NoData).count();
+                (
+                    rep.classification,
+                    rep.score,
+                    rep.critical_failures.clone(),
+                    rep.metrics.is_empty() || nodata * 2 >= rep.metrics.len(),
+                    rep.metrics.clone(),
+                )
+            }
+            None => (Classification::Pass, 0.0, vec![], true, vec![]),
+        };
+        let evidence = Evidence {
+            probability,
+            confidence,
+            critical_failures: critical,
+            judge: classification,
+            judge_score,
+            mostly_nodata,
+            performance: evidence_perf,
+            current_weight: r.current_weight,
+        };
+        let outcome = self.policy.decide(&evidence, &mut memory.policy, stream);
+
+        // Reasons: the policy's rule, the metrics that were not PASS, the largest contributions.
+        let mut reasons = vec![proto::Reason {
+            kind: proto::reason::Kind::Policy as i32,
+            name: outcome.decision.as_str().into(),
+            value: None,
+            contribution: 0.0,
+            detail: outcome.because.join("; "),
+        }];
+        for v in verdicts.iter().filter(|v| v.classification != Verdict::Pass) {
+            reasons.push(proto::Reason {
+                kind: proto::reason::Kind::Metric as i32,
+                name: v.name.clone(),
+                value: v.effect_size,
+                contribution: 0.0,
+                detail: v.reason.clone(),
+            });
+        }
+        let mut order: Vec<usize> = (0..shap.len()).filter(|&i| shap[i] != 0.0).collect();
+        order.sort_by(|&a, &b| shap[b].abs().total_cmp(&shap[a].abs()).then(a.cmp(&b)));
+        for &i in order.iter().take(self.reasons) {
+            let name = &failure.model.feature_names[i];
+            reasons.push(proto::Reason {
+                kind: proto::reason::Kind::Feature as i32,
+                name: name.clone(),
+                value: x[i].is_finite().then_some(x[i]),
+                contribution: shap[i],
+                detail: format!("{} the failure log-odds by {:.3}", if shap[i] > 0.0 { "raises" } else { "lowers" }, shap[i].abs()),
+            });
+        }
+        let mut models = vec![used(failure)];
+        if let Some(p) = &snap.performance {
+            models.push(used(p));
+        }
+        Ok(proto::ScoreResponse {
+            deployment_id: r.deployment_id.clone(),
+            failure_probability: probability,
+            confidence,
+            performance,
+            verdicts: verdicts.iter().map(verdict).collect(),
+            judge_score,
+            decision: match outcome.decision {
+                crate::policy::Decision::Promote => proto::Decision::Promote,
+                crate::policy::Decision::Continue => proto::Decision::Continue,
+                crate::policy::Decision::Hold => proto::Decision::Hold,
+                crate::policy::Decision::Rollback => proto::Decision::Rollback,
+            } as i32,
+            next_weight: outcome.next_weight,
+            reasons,
+            models,
+            explanation: format!(
+                "{}: {} (failure probability {:.2}, confidence {:.2}, judge {:.0})",
+                outcome.decision.as_str(),
+                outcome.because.join("; "),
+                probability,
+                confidence,
+                judge_score
+            ),
+        })
+    }
+}
+
+fn within(s: &proto::Sample, start: i64, end: i64) -> bool {
+    let t = (s.time * US).round() as i64;
+    t >= start && t <= end
+}
+
+fn used(m: &Loaded) -> proto::ModelUsed {
+    proto::ModelUsed {
+        name: m.version.name.clone(),
+        version: m.version.version,
+        alias: omen_models::registry::CHAMPION.into(),
+        artifact_blake3: m.version.artifact.blake3.clone(),
+    }
+}
+
+fn verdict(v: &judge::MetricVerdict) -> proto::MetricVerdict {
+    proto::MetricVerdict {
+        metric: v.name.clone(),
+        verdict: match v.classification {
+            Verdict::Pass => proto::Verdict::Pass,
+            Verdict::High => proto::Verdict::High,
+            Verdict::Low => proto::Verdict::Low,
+            Verdict::NoData => proto::Verdict::Nodata,
+        } as i32,
+        effect_size: v.effect_size,
+        p_value: v.p_value,
+        shift: v.hl_estimate,
+        canary_samples: v.n_canary as u32,
+        baseline_samples: v.n_baseline as u32,
+        critical_failure: v.critical_failure,
+        reason: v.reason.clone(),
+    }
+}
