@@ -37,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         metrics: Default::default(),
         params: Default::default(),
         schema,
+        feature_set: None,
         lineage: Lineage::default(),
         code_version: "omen-registry-writer".into(),
         tags: Default::default(),
