@@ -35,6 +35,8 @@ pub struct ServeConfig {
     pub reasons: usize,
     /// `[serve.score_log]`.
     pub score_log: ScoreLogConfig,
+    /// `[serve.prometheus]`: where to pull samples for requests that carry none.
+    pub prometheus: crate::prometheus::PrometheusConfig,
 }
 
 impl Default for ServeConfig {
@@ -46,6 +48,7 @@ impl Default for ServeConfig {
             reload_interval: "30s".into(),
             reasons: 8,
             score_log: ScoreLogConfig::default(),
+            prometheus: Default::default(),
         }
     }
 }

@@ -7,6 +7,14 @@
 //!   misses a default. Errors: `{"code": "INVALID_ARGUMENT", "message": "metrics[0].metric:
 //!   required"}` with 400; 401 without a valid token when auth is on; 429 when shedding; 503
 //!   without a model; 504 past the deadline.
+//! - `POST /v1/flagger?gate=check|promotion`: a Flagger webhook. Flagger sends its own payload
+//!   (`name`, `namespace`, `phase`, `checksum`, `metadata`); the service is `metadata.service`
+//!   (else `name`), the deployment `metadata.deployment` (else `checksum`, else `name`), the
+//!   weight `metadata.weight` when given, and the samples are pulled from Prometheus
+//!   (`[serve.prometheus]`). As a `rollout` webhook (`gate=check`, the default) it answers 200
+//!   unless the decision is `ROLLBACK` (409: a failed check, and Flagger rolls back after its
+//!   threshold); as a `confirm-promotion` webhook (`gate=promotion`) 200 only for `PROMOTE` or
+//!   `CONTINUE` (403 otherwise: Flagger waits and asks again). The body is the score either way.
 //! - `GET /healthz`: 200 while the process runs. `GET /readyz`: 200 once a failure model is
 //!   loaded, 503 before.
 //! - `GET /metrics`: Prometheus text format.
@@ -33,6 +41,7 @@ static POOL: LazyLock<DescriptorPool> =
 pub fn router(app: Arc<App>, timeout: Duration) -> Router {
     Router::new()
         .route("/v1/score", post(score))
+        .route("/v1/flagger", post(flagger))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
@@ -112,4 +121,70 @@ async fn ready(State((app, _)): State<(Arc<App>, Duration)>) -> Response {
 
 async fn metrics(State((app, _)): State<(Arc<App>, Duration)>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render()).into_response()
+}
+
+/// Flagger's webhook payload.
+#[derive(Debug, serde::Deserialize)]
+struct FlaggerPayload {
+    name: String,
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    checksum: String,
+    #[serde(default)]
+    metadata: std::collections::HashMap<String, String>,
+}
+
+async fn flagger(
+    State((app, timeout)): State<(Arc<App>, Duration)>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(s) = app.check_auth(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())) {
+        return error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", s.message().to_string());
+    }
+    let gate = query.as_deref().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("gate="))).unwrap_or("check").to_string();
+    if gate != "check" && gate != "promotion" {
+        return error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", format!("gate: `{gate}` is neither `check` nor `promotion`"));
+    }
+    let p: FlaggerPayload = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", format!("body: not a Flagger webhook payload: {e}")),
+    };
+    let weight = match p.metadata.get("weight").map(|w| w.parse::<f64>()) {
+        Some(Ok(w)) => w,
+        Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", "metadata.weight: not a number".into()),
+        None => 0.0,
+    };
+    let deployment = p.metadata.get("deployment").cloned().unwrap_or_else(|| if p.checksum.is_empty() { format!("{}.{}", p.name, p.namespace) } else { p.checksum.clone() });
+    let req = proto::ScoreRequest {
+        service: p.metadata.get("service").cloned().unwrap_or(p.name.clone()),
+        deployment_id: deployment,
+        current_weight: weight,
+        ..Default::default()
+    };
+    let result = match tokio::time::timeout(timeout, app.score(req, Memory::default(), false, "flagger")).await {
+        Ok((r, _)) => r,
+        Err(_) => Err(tonic::Status::deadline_exceeded(format!("no answer within {timeout:?}"))),
+    };
+    match result {
+        Ok(resp) => {
+            let decision = proto::Decision::try_from(resp.decision).unwrap_or(proto::Decision::Unspecified);
+            let status = match (gate.as_str(), decision) {
+                ("check", proto::Decision::Rollback) => StatusCode::CONFLICT,
+                ("check", _) => StatusCode::OK,
+                (_, proto::Decision::Promote | proto::Decision::Continue) => StatusCode::OK,
+                _ => StatusCode::FORBIDDEN,
+            };
+            match response_to_json(&resp) {
+                Ok(json) => (status, [(header::CONTENT_TYPE, "application/json")], json).into_response(),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e),
+            }
+        }
+        Err(s) => {
+            let (status, code) = grpc_to_http(&s);
+            error(status, code, s.message().to_string())
+        }
+    }
 }

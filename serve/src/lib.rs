@@ -46,6 +46,7 @@ pub mod http;
 pub mod metrics;
 pub mod models;
 pub mod policy;
+pub mod prometheus;
 pub mod scorelog;
 pub mod scoring;
 pub mod server;

@@ -130,6 +130,8 @@ pub async fn run(opts: Options, reload_now: Arc<Notify>, shutdown: impl std::fut
         log,
         tokens: opts.tokens.clone(),
         registry: opts.registry.url().to_string(),
+        puller: crate::prometheus::Puller::new(&cfg.prometheus)?,
+        first_seen: Default::default(),
     });
     let (reporter, health) = tonic_health::server::health_reporter();
 

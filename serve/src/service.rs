@@ -31,6 +31,11 @@ pub struct App {
     pub tokens: Option<Tokens>,
     /// The registry models come from, without credentials.
     pub registry: String,
+    /// Pulls samples for requests without any (`[serve.prometheus]`).
+    pub puller: Option<crate::prometheus::Puller>,
+    /// When each deployment (service, id) was first scored, for requests that say neither
+    /// when their canary started nor how long ago: bounded, oldest forgotten first.
+    pub first_seen: std::sync::Mutex<std::collections::HashMap<(String, String), i64>>,
 }
 
 fn now_us() -> i64 {
@@ -53,8 +58,9 @@ fn code_name(c: tonic::Code) -> &'static str {
 impl App {
     /// Scores one request: sheds it when the limit is reached, runs the CPU-bound work on the
     /// blocking pool, records the call and logs the answer.
-    pub async fn score(self: &Arc<Self>, req: proto::ScoreRequest, memory: Memory, stream: bool, method: &'static str) -> (Result<proto::ScoreResponse, Status>, Memory) {
+    pub async fn score(self: &Arc<Self>, mut req: proto::ScoreRequest, memory: Memory, stream: bool, method: &'static str) -> (Result<proto::ScoreResponse, Status>, Memory) {
         let t0 = Instant::now();
+        let notes = self.pull(&mut req).await;
         let Ok(permit) = self.limiter.clone().try_acquire_owned() else {
             self.metrics.shed.fetch_add(1, Ordering::Relaxed);
             self.metrics.observe(method, "RESOURCE_EXHAUSTED", t0.elapsed().as_secs_f64());
@@ -78,7 +84,14 @@ impl App {
         })
         .await;
         let (result, memory) = match joined {
-            Ok((r, m)) => (r.map_err(Status::from), m),
+            Ok((Ok(mut resp), m)) => {
+                for n in notes {
+                    resp.explanation.push_str(&format!("; {n}"));
+                    resp.reasons.push(proto::Reason { kind: proto::reason::Kind::Policy as i32, name: "samples".into(), value: None, contribution: 0.0, detail: n });
+                }
+                (Ok(resp), m)
+            }
+            Ok((Err(e), m)) => (Err(Status::from(e)), m),
             Err(e) => (Err(Status::internal(format!("scoring failed: {e}"))), Memory::default()),
         };
         let seconds = t0.elapsed().as_secs_f64();
@@ -113,6 +126,49 @@ impl App {
         (result, memory)
     }
 
+    /// For a request without samples, when Prometheus is configured: fixes the canary start
+    /// (the request's, now − `elapsed_seconds`, the store's record of the deployment, or
+    /// `lookback` before omen-serve first saw it) and pulls the series from it to now. Returns notes for the
+    /// answer (a failed pull leaves the metrics empty: the judge says NODATA and the policy
+    /// holds).
+    async fn pull(&self, req: &mut proto::ScoreRequest) -> Vec<String> {
+        let Some(puller) = &self.puller else { return vec![] };
+        if !req.metrics.is_empty() || req.service.is_empty() || req.deployment_id.is_empty() {
+            return vec![];
+        }
+        let now = now_us();
+        let start = if req.started_at > 0.0 {
+            (req.started_at * 1e6) as i64
+        } else if req.elapsed_seconds > 0.0 && req.elapsed_seconds.is_finite() {
+            now - (req.elapsed_seconds * 1e6) as i64
+        } else if let Some(d) =
+            self.shared.get().history.deployments.get(&req.service).and_then(|v| v.iter().find(|d| d.id == req.deployment_id).map(|d| d.started_at))
+        {
+            d
+        } else {
+            let mut seen = self.first_seen.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.len() >= 10_000 {
+                let mut by_age: Vec<((String, String), i64)> = seen.drain().collect();
+                by_age.sort_by_key(|e| std::cmp::Reverse(e.1));
+                seen.extend(by_age.into_iter().take(5_000));
+            }
+            *seen.entry((req.service.clone(), req.deployment_id.clone())).or_insert(now - puller.lookback)
+        };
+        req.started_at = start as f64 / 1e6;
+        req.elapsed_seconds = ((now - start) as f64 / 1e6).max(0.0);
+        match puller.fetch(&req.service, &req.deployment_id, req.started_at, now as f64 / 1e6).await {
+            Ok(m) => {
+                let n: usize = m.iter().map(|s| s.canary.len() + s.baseline.len()).sum();
+                req.metrics = m;
+                vec![format!("{n} samples pulled from Prometheus since {}", chrono::DateTime::from_timestamp_micros(start).map(|t| t.to_rfc3339()).unwrap_or_default())]
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "pulling samples");
+                vec![format!("no samples: {e}")]
+            }
+        }
+    }
+
     /// The models loaded now.
     pub fn models(&self) -> proto::GetModelsResponse {
         let snap = self.shared.get();
@@ -132,7 +188,10 @@ impl App {
     /// The interceptor of the protected services: a valid bearer token when auth is on.
     pub fn check_auth(&self, header: Option<&str>) -> Result<(), Status> {
         match &self.tokens {
-            Some(t) if !t.check(header) => Err(Status::unauthenticated("a valid bearer token is required (authorization: Bearer <token>)")),
+            Some(t) if !t.check(header) => {
+                self.metrics.observe("auth", "UNAUTHENTICATED", 0.0);
+                Err(Status::unauthenticated("a valid bearer token is required (authorization: Bearer <token>)"))
+            }
             _ => Ok(()),
         }
     }

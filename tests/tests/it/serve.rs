@@ -176,7 +176,13 @@ pub(crate) fn request(inputs: &Path, id: &str, checkpoint: i64) -> proto::ScoreR
         }
     }
     let mut metrics: Vec<proto::MetricSamples> = metrics.into_values().collect();
-    metrics.sort_by(|a, b| a.metric.cmp(&b.metric));
+    // A deployer's order: by metric, then by series (labels).
+    let key = |m: &proto::MetricSamples| {
+        let mut l: Vec<(&String, &String)> = m.labels.iter().collect();
+        l.sort();
+        (m.metric.clone(), format!("{l:?}"), m.canary.is_empty())
+    };
+    metrics.sort_by_key(key);
     let weight = d.steps.iter().filter(|(at, _)| *at <= checkpoint).max_by_key(|(at, _)| *at).map(|s| s.1).unwrap_or(0.0);
     proto::ScoreRequest {
         service: d.service.clone(),
@@ -257,7 +263,7 @@ fn bad_requests_name_the_field_and_streams_keep_one_deployment() {
     let cases: Vec<(Box<dyn Fn(&mut proto::ScoreRequest)>, &str)> = vec![
         (Box::new(|r| r.service.clear()), "service: required"),
         (Box::new(|r| r.current_weight = 250.0), "current_weight: must lie in [0, 100]"),
-        (Box::new(|r| r.metrics[0].canary[0].time = f64::NAN), "metrics[0].canary[0].time: must be a finite number"),
+        (Box::new(|r| r.metrics[0].canary.insert(0, proto::Sample { time: f64::NAN, value: 1.0 })), "metrics[0].canary[0].time: must be a finite number"),
         (Box::new(|r| r.metrics[1].metric.clear()), "metrics[1].metric: required"),
         (Box::new(|r| r.change = Some(proto::Change { kind: Some(proto::change::Kind::Commits(proto::CommitRange::default())) })), "change.commits.to_sha: required"),
     ];
@@ -416,4 +422,80 @@ fn http_adapter_metrics_score_log_and_graceful_shutdown() {
         }
     }
     assert_eq!(rows, 6, "every answer is logged: {files:?}");
+}
+
+#[test]
+fn samples_are_pulled_from_prometheus_for_argo_and_flagger_bodies() {
+    omen_tests::ensure_debian_package("prometheus", "prometheus").unwrap();
+    let f = fixture(true);
+    // A real Prometheus scraping itself twice: once labelled as the canary, once as the stable.
+    let port = free_port();
+    let cfg = f.dir.path().join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: canary\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n        labels: {{app: 'checkout', track: 'canary', rollouts_pod_template_hash: 'abc123'}}\n  - job_name: stable\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n        labels: {{app: 'checkout', track: 'stable'}}\n"
+        ),
+    )
+    .unwrap();
+    let _prom = ChildGuard(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--storage.tsdb.path={}", f.dir.path().join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    omen_tests::wait_for_port(port, Duration::from_secs(60)).unwrap();
+    let toml = f.dir.path().join("omen.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            r#"[serve.prometheus]
+url = "http://127.0.0.1:{port}"
+step = "1s"
+[[serve.prometheus.metrics]]
+name = "prom_heap"
+canary = 'go_memstats_heap_inuse_bytes{{app="$service",track="canary",rollouts_pod_template_hash="$deployment"}}'
+baseline = 'go_memstats_heap_inuse_bytes{{app="$service",track="stable"}}'
+"#
+        ),
+    )
+    .unwrap();
+    let serve = Serve::start(&f.store, &["--config", toml.to_str().unwrap()]);
+    // Wait for a few scrapes of both jobs.
+    let t0 = Instant::now();
+    let body = r#"{"service": "checkout", "deploymentId": "abc123", "elapsedSeconds": 120}"#;
+    let j = loop {
+        let (status, text) = http(serve.http, "POST", "/v1/score", Some(body), None);
+        assert_eq!(status, 200, "{text}");
+        let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let v = j["verdicts"].as_array().unwrap().iter().find(|v| v["metric"] == "prom_heap").cloned();
+        if v.as_ref().is_some_and(|v| v["canarySamples"].as_u64().unwrap() >= 3 && v["baselineSamples"].as_u64().unwrap() >= 3) {
+            break j;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "no samples pulled: {j}\n{}", serve.log());
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    assert!(j["reasons"].as_array().unwrap().iter().any(|r| r["detail"].as_str().unwrap().contains("samples pulled from Prometheus")), "{j}");
+    // Flagger's own payload, as a check and as a promotion gate.
+    let payload = r#"{"name": "checkout", "namespace": "prod", "phase": "Progressing", "checksum": "abc123", "metadata": {"service": "checkout"}}"#;
+    for gate in ["check", "promotion"] {
+        let (status, text) = http(serve.http, "POST", &format!("/v1/flagger?gate={gate}"), Some(payload), None);
+        let j: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        let decision = j["decision"].as_str().unwrap();
+        let want = match (gate, decision) {
+            ("check", "ROLLBACK") => 409,
+            ("check", _) => 200,
+            (_, "PROMOTE" | "CONTINUE") => 200,
+            _ => 403,
+        };
+        assert_eq!(status, want, "{gate}: {decision}: {text}");
+        assert!(j["verdicts"].as_array().unwrap().iter().any(|v| v["metric"] == "prom_heap" && v["canarySamples"].as_u64().unwrap() > 0), "{text}");
+    }
+    let (status, text) = http(serve.http, "POST", "/v1/flagger", Some(r#"{"namespace": "x"}"#), None);
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("not a Flagger webhook payload"), "{text}");
 }
