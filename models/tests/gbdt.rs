@@ -272,3 +272,39 @@ fn hyperparameters_are_checked_once_with_the_field_named() {
     assert_eq!(err.field(), "train.y");
 }
 
+
+#[test]
+fn interval_models_round_trip_and_refuse_corruption() {
+    use omen_models::calibrate::Conformal;
+    use omen_models::gbdt::{Band, IntervalModel};
+    let (x, _, y) = data(2000, 9);
+    let d = x.len() / y.len();
+    let fit = |objective: Objective| {
+        let p = GbdtParams { objective, num_iterations: 20, ..Default::default() };
+        p.check().unwrap().fit(Matrix::new(&x, d), &y, None, names(d)).unwrap().0.with_schema_hash("s")
+    };
+    let m = IntervalModel {
+        point: fit(Objective::SquaredError),
+        bands: vec![Band {
+            lo: fit(Objective::Quantile { alpha: 0.1 }),
+            hi: fit(Objective::Quantile { alpha: 0.9 }),
+            conformal: Conformal { coverage: 0.8, q: 0.25 },
+        }],
+    };
+    let bytes = m.to_bytes();
+    let back = IntervalModel::from_bytes(&bytes, Some("s")).unwrap();
+    for r in 0..50 {
+        let row = &x[r * d..(r + 1) * d];
+        let (p, b) = back.predict(row);
+        assert_eq!((p, b.clone()), m.predict(row));
+        assert!(b[0].1 <= p && p <= b[0].2 && b[0].0 == 0.8);
+    }
+    assert!(matches!(IntervalModel::from_bytes(&bytes, Some("other")), Err(Error::SchemaMismatch { .. })));
+    let mut bad = bytes.clone();
+    bad[bytes.len() / 2] ^= 1;
+    assert!(IntervalModel::from_bytes(&bad, None).is_err());
+    assert!(IntervalModel::from_bytes(&bytes[..bytes.len() - 1], None).is_err());
+    // A plain GBDT reads as a model without intervals.
+    let plain = IntervalModel::from_bytes(&m.point.to_bytes(), None).unwrap();
+    assert!(plain.bands.is_empty());
+}

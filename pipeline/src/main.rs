@@ -178,7 +178,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             pb.set_position(written);
                         }
                     };
-                    let reg = omen_pipeline::registry::register_trained(&registry, &args, &summary, &trained.model, trained.schema, &mut on_progress)
+                    let reg = omen_pipeline::registry::register_trained(&registry, &args, &summary, &trained.model, &trained.bands, trained.schema, &mut on_progress)
                         .await
                         .context("registering the model")?;
                     pb.finish_and_clear();

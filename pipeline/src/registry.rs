@@ -63,6 +63,7 @@ pub async fn register_trained(
     args: &TrainArgs,
     summary: &TrainSummary,
     model: &omen_models::gbdt::Gbdt,
+    bands: &[omen_models::gbdt::Band],
     schema: FeatureSchema,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Registered> {
@@ -97,9 +98,17 @@ pub async fn register_trained(
     tags.insert("label".into(), summary.label.clone());
     let new = NewVersion {
         name: summary.model.clone(),
-        artifact: Bytes::from(model.to_bytes()),
-        artifact_file: "model.omengbdt".into(),
-        format: format!("omen-gbdt/{}", omen_models::gbdt::FORMAT_VERSION),
+        artifact: Bytes::from(if bands.is_empty() {
+            model.to_bytes()
+        } else {
+            omen_models::gbdt::IntervalModel { point: model.clone(), bands: bands.to_vec() }.to_bytes()
+        }),
+        artifact_file: if bands.is_empty() { "model.omengbdt" } else { "model.omengbiv" }.into(),
+        format: if bands.is_empty() {
+            format!("omen-gbdt/{}", omen_models::gbdt::FORMAT_VERSION)
+        } else {
+            format!("omen-gbdt-interval/{}", omen_models::gbdt::INTERVAL_FORMAT_VERSION)
+        },
         description: format!("{} of `{}` trained on {}", summary.model, summary.label, summary.features_file),
         metrics,
         params,
@@ -331,6 +340,9 @@ pub async fn pull(registry: &AnyRegistry, what: &str, out: &std::path::Path) -> 
     let v = art.version();
     let trees = if v.artifact.format.starts_with("omen-gbdt/") {
         Some(art.gbdt(Some(&v.schema.hash))?.trees.len())
+    } else if v.artifact.format.starts_with("omen-gbdt-interval/") {
+        let m = art.interval_model(Some(&v.schema.hash))?;
+        Some(m.point.trees.len() + m.bands.iter().map(|b| b.lo.trees.len() + b.hi.trees.len()).sum::<usize>())
     } else {
         None
     };

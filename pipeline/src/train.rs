@@ -188,6 +188,8 @@ pub struct Trained {
     pub model: omen_models::gbdt::Gbdt,
     /// The model's inputs.
     pub schema: omen_features::feature::FeatureSchema,
+    /// The performance model's 80 % and 95 % intervals (empty for the failure model).
+    pub bands: Vec<omen_models::gbdt::Band>,
 }
 
 /// Trains on `df`, the table [`load_table`] read from `args.features`, which took
@@ -319,6 +321,8 @@ pub fn train(args: &TrainArgs, mut df: DataFrame, load_seconds: f64) -> Result<T
     }
     std::hint::black_box(sink);
     let single_row_us = t3.elapsed().as_secs_f64() / reps as f64 * 1e6;
+    // The performance model's intervals (quantile models with their conformal correction).
+    let mut bands: Vec<omen_models::gbdt::Band> = Vec::new();
     let metrics = match args.kind {
         TrainKind::Failure => {
             // Isotonic calibration on the calibration split (Platt scaling when it is small).
@@ -341,6 +345,7 @@ pub fn train(args: &TrainArgs, mut df: DataFrame, load_seconds: f64) -> Result<T
         }
         TrainKind::Performance => {
             let mut m = regressor_metrics(&yh, &pred);
+            bands.clear();
             // 80 % and 95 % intervals: quantile models at the interval ends, corrected by split
             // conformal prediction on the calibration split.
             if n_valid >= 20 {
@@ -357,6 +362,7 @@ pub fn train(args: &TrainArgs, mut df: DataFrame, load_seconds: f64) -> Result<T
                     let (lh, hh) = (lo.predict_batch(Matrix::new(&xh, d)), hi.predict_batch(Matrix::new(&xh, d)));
                     let (l, h): (Vec<f64>, Vec<f64>) = lh.iter().zip(&hh).map(|(&a, &b)| conf.interval(a, b)).unzip();
                     let cov = omen_models::calibrate::coverage(&l, &h, &yh);
+                    bands.push(omen_models::gbdt::Band { lo, hi, conformal: conf });
                     let width = l.iter().zip(&h).map(|(a, b)| b - a).sum::<f64>() / l.len().max(1) as f64;
                     if coverage == 0.8 {
                         (m.coverage_80, m.width_80) = (Some(cov), Some(width));
@@ -385,6 +391,10 @@ pub fn train(args: &TrainArgs, mut df: DataFrame, load_seconds: f64) -> Result<T
     }
     let schema = crate::registry::model_schema(&features, folder_schema(&args.features).as_ref());
     model.schema_hash = Some(schema.hash.clone());
+    for b in &mut bands {
+        b.lo.schema_hash = Some(schema.hash.clone());
+        b.hi.schema_hash = Some(schema.hash.clone());
+    }
     let out = match &args.out {
         Some(p) => {
             std::fs::write(p, model.to_bytes()).map_err(|e| Error::input(p.display().to_string(), e.to_string()))?;
@@ -419,7 +429,7 @@ pub fn train(args: &TrainArgs, mut df: DataFrame, load_seconds: f64) -> Result<T
         registered: None,
         baselines,
     };
-    Ok(Trained { summary, model, schema })
+    Ok(Trained { summary, model, schema, bands })
 }
 
 /// Row `i` of a time column as text: RFC 3339 (UTC) for a datetime, as printed otherwise.

@@ -28,6 +28,8 @@ pub struct Loaded {
     pub encoder: InputEncoder,
     /// For a performance model: the metric its label predicts (`label__<metric>__at_full`).
     pub target_metric: Option<String>,
+    /// For a performance model: its 80 % and 95 % intervals.
+    pub bands: Vec<omen_models::gbdt::Band>,
 }
 
 /// Everything a call needs besides its request: the models and the history of the services.
@@ -82,7 +84,12 @@ pub async fn load_champion(registry: &AnyRegistry, name: &str) -> Result<Option<
         ))
     })?;
     let features = FeatureSet::from_spec(&spec)?;
-    let model = art.gbdt(Some(&version.schema.hash))?;
+    let (model, bands) = if version.artifact.format.starts_with("omen-gbdt-interval/") {
+        let m = art.interval_model(Some(&version.schema.hash))?;
+        (m.point, m.bands)
+    } else {
+        (art.gbdt(Some(&version.schema.hash))?, Vec::new())
+    };
     let encoder = InputEncoder::new(features.schema(), &model.feature_names).map_err(|missing| {
         Error::Unavailable(format!("`{name}` version {}: its feature set does not give the inputs {}", version.version, missing.join(", ")))
     })?;
@@ -92,7 +99,7 @@ pub async fn load_champion(registry: &AnyRegistry, name: &str) -> Result<Option<
         .and_then(|l| l.strip_prefix("label__"))
         .and_then(|l| l.strip_suffix("__at_full"))
         .map(str::to_owned);
-    Ok(Some(Loaded { version, model, features, encoder, target_metric }))
+    Ok(Some(Loaded { version, model, features, encoder, target_metric, bands }))
 }
 
 /// Whether `old` is the same version (number and artifact) as the registry's current champion.

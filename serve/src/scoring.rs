@@ -234,8 +234,15 @@ impl Scorer {
             let (_, xp) = inputs(p, &windows, checkpoint, &ctx);
             let point = p.model.predict(&xp);
             let metric = p.target_metric.clone().unwrap_or_else(|| p.version.name.clone());
-            evidence_perf.push((metric.clone(), point, None));
-            performance.push(proto::PerformancePrediction { metric, point, interval_80: None, interval_95: None });
+            let band = |coverage: f64| {
+                p.bands.iter().find(|b| (b.conformal.coverage - coverage).abs() < 1e-9).map(|b| {
+                    let (lo, hi) = b.conformal.interval(b.lo.predict(&xp), b.hi.predict(&xp));
+                    proto::Interval { lower: lo.min(point), upper: hi.max(point) }
+                })
+            };
+            let (interval_80, interval_95) = (band(0.8), band(0.95));
+            evidence_perf.push((metric.clone(), point, interval_95.as_ref().map(|i| i.lower)));
+            performance.push(proto::PerformancePrediction { metric, point, interval_80, interval_95 });
         }
 
         // The reference judge on the same windows.

@@ -21,6 +21,7 @@
 //!   importance and TreeSHAP; **artifacts** with the feature schema hash and a checksum.
 
 mod artifact;
+mod interval;
 mod bins;
 mod params;
 mod predict;
@@ -30,6 +31,7 @@ mod train;
 mod tree;
 
 pub use artifact::FORMAT_VERSION;
+pub use interval::{Band, INTERVAL_FORMAT_VERSION, IntervalModel};
 pub use bins::BinMapper;
 pub use params::{GbdtParams, Objective, ValidGbdtParams};
 pub use train::TrainReport;

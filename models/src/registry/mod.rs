@@ -295,6 +295,21 @@ impl VerifiedArtifact {
         }
     }
 
+    /// The regressor with its intervals in an `omen-gbdt-interval/1` artifact (a plain
+    /// `omen-gbdt/1` one gives the point model alone), after the same checks as [`Self::gbdt`].
+    pub fn interval_model(&self, expected_schema: Option<&str>) -> Result<crate::gbdt::IntervalModel> {
+        let f = &self.version.artifact.format;
+        if !(f.starts_with("omen-gbdt-interval/") || f.starts_with("omen-gbdt/")) {
+            return Err(Error::Artifact {
+                message: format!("`{}` version {} is a `{f}` artifact, not a GBDT", self.version.name, self.version.version),
+            });
+        }
+        if let Some(h) = expected_schema {
+            self.check_schema(h)?;
+        }
+        crate::gbdt::IntervalModel::from_bytes(&self.bytes, expected_schema)
+    }
+
     /// The GBDT in it, after checking the format and (when given) the schema hash, both in the
     /// registry's record and in the artifact's own header.
     pub fn gbdt(&self, expected_schema: Option<&str>) -> Result<crate::gbdt::Gbdt> {

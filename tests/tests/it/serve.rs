@@ -499,3 +499,65 @@ baseline = 'go_memstats_heap_inuse_bytes{{app="$service",track="stable"}}'
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("not a Flagger webhook payload"), "{text}");
 }
+
+#[test]
+fn a_performance_champion_adds_predictions_at_full_traffic_with_intervals() {
+    // A store of 400 synthetic deployments (bench/gen_features.py), enough for the conformal
+    // calibration split of the intervals.
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let py = omen_tests::python().unwrap();
+    omen_tests::run_ok(
+        Command::new(py)
+            .arg(omen_tests::workspace_root().join("bench/gen_features.py"))
+            .arg(&store)
+            .args(["--deployments", "400", "--metrics", "3", "--services", "2"]),
+    )
+    .unwrap();
+    let s = store.to_str().unwrap();
+    json_ok(&omen(dir.path(), &["features", "build", "--store", s, "--json"]));
+    let f = store.join("features");
+    let common = ["--features", f.to_str().unwrap(), "--time-column", "checkpoint_at", "--store", s, "--json"];
+    let mut a = vec!["train", "failure", "--label", "label_failed"];
+    a.extend(common);
+    json_ok(&omen(dir.path(), &a));
+    let mut a = vec!["train", "performance", "--label", "label__metric_00__at_full"];
+    a.extend(common);
+    let p = json_ok(&omen(dir.path(), &a));
+    assert!(p["metrics"]["coverage_95"].is_number(), "{p}");
+    let v = json_ok(&omen(dir.path(), &["registry", "show", "omen-performance@champion", "--store", s, "--json"]));
+    assert_eq!(v["artifact"]["format"], "omen-gbdt-interval/1", "{v}");
+
+    let serve = Serve::start(&store, &[]);
+    let rt = rt();
+    let mut c = rt.block_on(client(serve.grpc));
+    let models = rt.block_on(c.get_models(proto::GetModelsRequest {})).unwrap().into_inner();
+    let names: Vec<&str> = models.models.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["omen-failure", "omen-performance"]);
+    let start = 1_800_000_000.0;
+    let series = |base: f64, k: usize| (0..20).map(|i| proto::Sample { time: start + 30.0 * i as f64, value: base + 0.01 * ((i * 7 + k) % 5) as f64 }).collect::<Vec<_>>();
+    let req = proto::ScoreRequest {
+        service: "svc-00".into(),
+        deployment_id: "new-one".into(),
+        metrics: (0..3)
+            .map(|m| proto::MetricSamples {
+                metric: format!("metric_{m:02}"),
+                labels: Default::default(),
+                canary: series(1.0, m),
+                baseline: series(1.0, m + 1),
+            })
+            .collect(),
+        current_weight: 10.0,
+        elapsed_seconds: 600.0,
+        started_at: start,
+        ..Default::default()
+    };
+    let r = rt.block_on(c.score(req)).unwrap().into_inner();
+    assert_eq!(r.performance.len(), 1, "{r:?}");
+    let p = &r.performance[0];
+    assert_eq!(p.metric, "metric_00");
+    let (i80, i95) = (p.interval_80.unwrap(), p.interval_95.unwrap());
+    assert!(i95.lower <= i80.lower && i80.lower <= p.point && p.point <= i80.upper && i80.upper <= i95.upper, "{p:?}");
+    assert!(i95.upper.is_finite() && i95.lower.is_finite());
+    assert_eq!(r.models.len(), 2);
+}
