@@ -255,7 +255,9 @@ fn served_scores_equal_the_offline_model_on_the_feature_rows() {
 #[test]
 fn bad_requests_name_the_field_and_streams_keep_one_deployment() {
     let f = fixture(true);
-    let serve = Serve::start(&f.store, &[]);
+    // The sample configuration's [serve] section (the CLI read the same file to build features).
+    let config = omen_tests::workspace_root().join("data/samples/omen.toml");
+    let serve = Serve::start(&f.store, &["--config", config.to_str().unwrap()]);
     let rt = rt();
     let mut c = rt.block_on(client(serve.grpc));
     let d = raw_deployments(&f.inputs).into_iter().find(|d| d.id == "d-0003").unwrap();
