@@ -8,6 +8,7 @@
 //! - [`calibrate`]: isotonic and Platt calibration, the expected calibration error, and
 //!   split-conformal intervals.
 //! - [`registry`]: the model registry, omen's own on a store or an MLflow server.
+//! - [`kmeans`]: k-means (linfa-clustering) for request profiles, `k` by the silhouette.
 //! - [`judge`]: the reference judge `mann-whitney`, with the semantics of Kayenta's
 //!   NetflixACAJudge (DESIGN §5, §6).
 
@@ -16,6 +17,7 @@ pub mod calibrate;
 mod error;
 pub mod gbdt;
 pub mod judge;
+pub mod kmeans;
 pub mod registry;
 
 pub use error::{Error, Result};

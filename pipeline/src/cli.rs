@@ -76,6 +76,12 @@ pub enum Command {
     /// Models in the registry: list, show, promote, roll back, delete
     #[command(subcommand)]
     Registry(RegistryCmd),
+    /// Behavioural request profiles (k-means over requests/): fit, list, show, diff, export
+    #[command(subcommand)]
+    Profiles(ProfilesCmd),
+    /// Generate load against a target (open model at a constant arrival rate)
+    #[command(subcommand)]
+    Load(LoadCmd),
     /// Run the pipeline on the bundled samples (or the config's sources) and show the results
     Quickstart,
 }
@@ -136,6 +142,72 @@ pub enum Ingest {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ProfilesCmd {
+    /// Fit a profile set on requests/ and store it (profiles/) and register it (omen-profiles)
+    Fit {
+        /// Only this service's requests
+        #[arg(long)]
+        service: Option<String>,
+        /// Number of profiles, or `auto` (chosen by the silhouette)
+        #[arg(long, default_value = "auto")]
+        k: String,
+        /// Recent traffic counts more: a request this old counts half
+        #[arg(long, default_value = "7d")]
+        half_life: String,
+        /// Requests the clustering is fitted on (drawn by recency weight); all are assigned
+        #[arg(long, default_value_t = 100_000)]
+        sample: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// The stored profile sets
+    List,
+    /// One profile set (VERSION, a unique prefix of it, or `latest`)
+    Show {
+        #[arg(value_name = "VERSION")]
+        set: String,
+    },
+    /// Which profiles grew, shrank, appeared or vanished from V1 to V2
+    Diff {
+        v1: String,
+        v2: String,
+        /// Centroids further apart than this (standardised units) are different profiles
+        #[arg(long, default_value_t = 1.5)]
+        max_distance: f64,
+    },
+    /// Export a profile set as load: a Locust locustfile, a k6 script, or JSON
+    Export {
+        #[arg(value_name = "VERSION")]
+        set: String,
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        #[arg(long)]
+        out: PathBuf,
+        /// Virtual users (Locust users, k6 pre-allocated VUs)
+        #[arg(long, default_value_t = 20)]
+        users: usize,
+        /// Multiplier of the rate
+        #[arg(long, default_value_t = 1.0)]
+        stress: f64,
+        /// The rate as a percentage of the profile set's peak rate
+        #[arg(long, default_value_t = 100.0)]
+        percent_of_peak: f64,
+        /// Run time of the k6 scenarios
+        #[arg(long, default_value = "10m")]
+        duration: String,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Locust,
+    K6,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum RegistryCmd {
     /// Every model, its number of versions, its latest version and its aliases
     List,
@@ -188,4 +260,60 @@ pub enum Features {
 pub enum TrainTarget {
     Failure,
     Performance,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LoadCmd {
+    /// Replay a profile set or a synthetic-transactions file at a constant arrival rate;
+    /// results go to `synthetic_runs/` in the store. Exit 1 when the SLA is not met
+    Run(LoadRun),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("workload").required(true).args(["profile", "transactions"])))]
+pub struct LoadRun {
+    /// A profile set version (or `latest`) to replay
+    #[arg(long, value_name = "VERSION")]
+    pub profile: Option<String>,
+    /// A synthetic-transactions file (YAML)
+    #[arg(long, value_name = "FILE.yaml")]
+    pub transactions: Option<PathBuf>,
+    /// Base URL of the target (http or https) [default: the transactions file's `target`]
+    #[arg(long, value_name = "URL", value_parser = target_url)]
+    pub target: Option<String>,
+    /// Arrivals per second [default: 10]
+    #[arg(long, value_name = "N", value_parser = positive_number, allow_hyphen_values = true)]
+    pub rps: Option<f64>,
+    /// How long arrivals are issued: 500ms, 30s, 5m, 1h
+    #[arg(long, value_name = "D", default_value = "30s", value_parser = positive_duration, allow_hyphen_values = true)]
+    pub duration: std::time::Duration,
+    /// Multiplier of the arrival rate
+    #[arg(long, value_name = "X", default_value_t = 1.0, value_parser = positive_number, allow_hyphen_values = true)]
+    pub stress: f64,
+    /// Per request, from its intended send time; the run ends by --duration + --timeout
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = positive_duration)]
+    pub timeout: std::time::Duration,
+    /// Arrivals running at once beyond which new ones are dropped (never delayed)
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_in_flight: u64,
+    /// Seed of the random choices (requests of a stream, placeholder values)
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+fn positive_number(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(v) => Err(format!("must be a positive number, got {v}")),
+        Err(_) => Err(format!("`{s}` is not a number")),
+    }
+}
+
+fn positive_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = omen_pipeline::load::parse_duration(s)?;
+    if d.is_zero() { Err(format!("`{s}`: must be positive")) } else { Ok(d) }
+}
+
+fn target_url(s: &str) -> Result<String, String> {
+    omen_pipeline::load::check_target(s).map(|_| s.to_string())
 }

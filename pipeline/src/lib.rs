@@ -6,6 +6,8 @@ pub mod config;
 pub mod error;
 pub mod features;
 pub mod ingest;
+pub mod load;
+pub mod profiles;
 pub mod quickstart;
 pub mod registry;
 pub mod train;

@@ -16,7 +16,7 @@ use omen_pipeline::config::Config;
 use omen_pipeline::ingest::{self, MetricsIngest, PrometheusPull};
 use omen_pipeline::quickstart::{self, QuickstartReport};
 
-use crate::cli::{Cli, Command, Features, Ingest, RegistryCmd, TrainTarget};
+use crate::cli::{Cli, Command, ExportFormat, Features, Ingest, LoadCmd, ProfilesCmd, RegistryCmd, TrainTarget};
 use omen_models::registry::{AnyRegistry, MlflowOptions, Progress};
 
 #[global_allocator]
@@ -105,6 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let metrics = metrics_ingest(&config);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let json = g.json;
+    let mut exit = ExitCode::SUCCESS;
     rt.block_on(async {
         match cli.command {
             Command::Ingest(cmd) => {
@@ -148,6 +149,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print(json, &summary, || summary.human())?;
             }
             Command::Registry(cmd) => run_registry(cmd, &open_registry(&registry_url)?, json).await?,
+            Command::Profiles(cmd) => run_profiles(cmd, &store, &registry_url, json).await?,
+            Command::Load(LoadCmd::Run(args)) => exit = run_load(args, &store, json).await?,
             Command::Train { target, features, label, time_column, holdout, params, out, baselines, mut exclude, no_register } => {
                 exclude.extend(omen_pipeline::train::schema_labels(&features));
                 let args = omen_pipeline::train::TrainArgs {
@@ -211,7 +214,128 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Ok::<_, anyhow::Error>(())
     })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(exit)
+}
+
+/// `omen load run`: exit 0 when the run passed (its SLA met), 1 when not, 2 on a usage error.
+async fn run_load(args: cli::LoadRun, store: &Store, json: bool) -> anyhow::Result<ExitCode> {
+    use omen_pipeline::load;
+    let opts = load::LoadOptions {
+        rps: args.rps.unwrap_or(10.0),
+        stress: args.stress,
+        duration: args.duration,
+        timeout: args.timeout,
+        max_in_flight: args.max_in_flight,
+        seed: args.seed,
+    };
+    let report = match (&args.profile, &args.transactions) {
+        (Some(version), _) => {
+            let Some(target) = args.target.as_deref() else {
+                eprintln!("error: --target URL is required with --profile");
+                return Ok(ExitCode::from(2));
+            };
+            let set = omen_pipeline::profiles::load(store, version).await?;
+            let mut opts = opts;
+            // Without --rps, the profile set's peak rate.
+            if args.rps.is_none() {
+                opts.rps = set.rate_rps_peak.max(0.1);
+            }
+            load::run_workload(&omen_pipeline::profiles::workload(&set), target, &opts, store).await?
+        }
+        (None, Some(path)) => {
+            let file = load::load_transactions(path)?;
+            if args.target.is_none() && file.target.is_none() {
+                eprintln!("error: --target URL is required: {} names no `target`", path.display());
+                return Ok(ExitCode::from(2));
+            }
+            load::run_transactions(&file, &path.display().to_string(), args.target.as_deref(), &opts, store).await?
+        }
+        (None, None) => anyhow::bail!("one of --profile and --transactions is required"),
+    };
+    print(json, &report, || report.human())?;
+    if report.passed {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("omen load run: {}", report.messages.last().map_or("the run did not pass", String::as_str));
+        Ok(ExitCode::from(1))
+    }
+}
+
+async fn run_profiles(cmd: ProfilesCmd, store: &Store, registry_url: &str, json: bool) -> anyhow::Result<()> {
+    use omen_pipeline::profiles as p;
+    match cmd {
+        ProfilesCmd::Fit { service, k, half_life, sample, seed } => {
+            let k = match k.as_str() {
+                "auto" => None,
+                n => Some(n.parse::<usize>().map_err(|_| anyhow::anyhow!("--k: `{n}` is neither a number nor `auto`"))?),
+            };
+            let registry = open_registry(registry_url)?;
+            let args = p::FitArgs { service, k, half_life, sample, seed, max_route_groups: 8 };
+            let rep = p::fit(store, Some(&registry), &args).await?;
+            print(json, &rep, || rep.human())
+        }
+        ProfilesCmd::List => {
+            let sets = p::list(store).await?;
+            let rows: Vec<serde_json::Value> = sets
+                .iter()
+                .map(|s| serde_json::json!({"version": s.version, "service": s.service, "k": s.k, "rows": s.rows, "data_from": s.data_from, "data_to": s.data_to, "rate_rps_peak": s.rate_rps_peak}))
+                .collect();
+            print(json, &serde_json::json!({"profile_sets": rows}), || {
+                let mut out = String::new();
+                for s in &sets {
+                    out += &format!("{}  {} profiles  {} requests  {} to {}{}\n", s.version, s.k, s.rows, s.data_from, s.data_to, s.service.as_ref().map(|x| format!("  ({x})")).unwrap_or_default());
+                }
+                if sets.is_empty() {
+                    out += "no profile sets: run `omen profiles fit`\n";
+                }
+                out
+            })
+        }
+        ProfilesCmd::Show { set } => {
+            let set = p::load(store, &set).await?;
+            print(json, &set, || {
+                let mut out = format!("profile set {} ({} profiles, {} requests, {} to {}, peak {:.2} req/s)\n", set.version, set.k, set.rows, set.data_from, set.data_to, set.rate_rps_peak);
+                for pr in &set.profiles {
+                    out += &format!("  {}: {:.1} % of traffic, {:.2} req/s at peak, p50 {:.0} B, {:.1} ms\n", pr.id, pr.share * 100.0, pr.rate_rps_peak, pr.bytes.p50, pr.latency_ms.p50);
+                    for r in pr.routes.iter().take(3) {
+                        out += &format!("      {:.0} %  {} {}\n", r.share * 100.0, r.method, r.route);
+                    }
+                }
+                out
+            })
+        }
+        ProfilesCmd::Diff { v1, v2, max_distance } => {
+            let (a, b) = (p::load(store, &v1).await?, p::load(store, &v2).await?);
+            let changes = p::diff(&a, &b, max_distance);
+            print(json, &serde_json::json!({"from": a.version, "to": b.version, "changes": changes}), || {
+                let mut out = format!("{} → {}\n", a.version, b.version);
+                for c in &changes {
+                    out += &format!(
+                        "  {:<9} {:>4} → {:<4} {:5.1} % → {:5.1} %  {}\n",
+                        c.change,
+                        c.old.as_deref().unwrap_or("-"),
+                        c.new.as_deref().unwrap_or("-"),
+                        c.share_old * 100.0,
+                        c.share_new * 100.0,
+                        c.top_route
+                    );
+                }
+                out
+            })
+        }
+        ProfilesCmd::Export { set, format, out, users, stress, percent_of_peak, duration, seed } => {
+            let set = p::load(store, &set).await?;
+            let o = p::ExportOptions { users, stress, percent_of_peak, duration, seed };
+            let text = match format {
+                ExportFormat::Locust => p::export_locust(&set, &o)?,
+                ExportFormat::K6 => p::export_k6(&set, &o)?,
+                ExportFormat::Json => serde_json::to_string_pretty(&set)?,
+            };
+            std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
+            let rep = serde_json::json!({"version": set.version, "format": format!("{format:?}").to_lowercase(), "out": out.display().to_string(), "rate_rps": o.rate(&set), "users": users});
+            print(json, &rep, || format!("profile set {} exported to {} ({:.2} req/s)\n", set.version, out.display(), o.rate(&set)))
+        }
+    }
 }
 
 /// The registry a URL names, with MLflow credentials from the environment (never logged).

@@ -204,7 +204,10 @@ pub async fn run(opts: Options, reload_now: Arc<Notify>, shutdown: impl std::fut
         .add_service(tonic::service::interceptor::InterceptedService::new(reflection_v1alpha, interceptor.clone()))
         .add_service(tonic::service::interceptor::InterceptedService::new(scorer, interceptor));
     let mut stop = stop_rx.clone();
-    let grpc = tokio::spawn(router.serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(opts.grpc), async move {
+    // `Server::tcp_nodelay` applies only to `serve(addr)`: an incoming stream keeps its own
+    // setting, and without it every answer waited ~40 ms for the client's delayed ACK (Nagle).
+    let incoming = tonic::transport::server::TcpIncoming::from(opts.grpc).with_nodelay(Some(true));
+    let grpc = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
         let _ = stop.changed().await;
     }));
     eprintln!("omen-serve: listening on {scheme}://{grpc_addr}");

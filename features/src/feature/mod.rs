@@ -50,6 +50,7 @@
 mod canary;
 mod change;
 mod params;
+pub mod request;
 mod value;
 mod window;
 

@@ -4,6 +4,8 @@ mod architecture;
 mod features;
 mod ingest_logs;
 mod ingest_other;
+mod load;
+mod profiles;
 mod prometheus;
 mod quickstart;
 mod registry;
