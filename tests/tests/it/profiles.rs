@@ -35,7 +35,7 @@ fn log(path: &Path, n: usize, shifted: bool) {
         } else if r < 90 {
             format!("{client} - - [{t}] \"POST /api/orders HTTP/1.1\" 201 {} \"-\" \"MyShop/3.1 (iPhone; iOS 17.0) Mobile\" 0.{:03}", 150 + next() % 30, 120 + next() % 40)
         } else {
-            format!("{client} - - [{t}] \"GET /static/app.{}.js HTTP/1.1\" 200 {} \"-\" \"Googlebot/2.1 (+http://www.google.com/bot.html)\" 0.{:03}", ["a1", "b2"][(next() % 2) as usize], 90_000 + next() % 1000, 2 + next() % 3)
+            format!("{client} - - [{t}] \"GET /static/js/app.{}.js HTTP/1.1\" 200 {} \"-\" \"Googlebot/2.1 (+http://www.google.com/bot.html)\" 0.{:03}", ["a1", "b2"][(next() % 2) as usize], 90_000 + next() % 1000, 2 + next() % 3)
         };
         s.push_str(&line);
         s.push('\n');
