@@ -1,6 +1,6 @@
 //! The k-means fit of `omen profiles fit` on a matrix from a file, for bench/kmeans.sh:
-//! `kmeans_bench ROWS.f64 D K SEED` reads little-endian f64 rows, fits k-means (linfa's
-//! k-means++ and Lloyd, as omen does) and prints one JSON line: seconds, inertia (sum of squared
+//! `kmeans_bench ROWS.f64 D K SEED` reads little-endian f64 rows, fits k-means (k-means++
+//! and Lloyd, as `omen profiles fit` does) and prints one JSON line: seconds, inertia (sum of squared
 //! distances), iterations are linfa's own.
 
 use std::time::Instant;
@@ -20,5 +20,5 @@ fn main() {
     let seconds = t0.elapsed().as_secs_f64();
     let labels = c.predict_batch(&x);
     let sse: f64 = x.chunks(d).zip(&labels).map(|(r, &l)| r.iter().zip(c.centroid(l)).map(|(a, b)| (a - b) * (a - b)).sum::<f64>()).sum();
-    println!("{}", serde_json::json!({"impl": "omen (linfa-clustering)", "rows": x.len() / d, "d": d, "k": k, "seconds": seconds, "inertia": sse}));
+    println!("{}", serde_json::json!({"impl": "omen", "rows": x.len() / d, "d": d, "k": k, "seconds": seconds, "inertia": sse}));
 }

@@ -100,8 +100,26 @@ pub struct Clustering {
     pub candidates: Vec<(usize, f64)>,
 }
 
+/// Squared Euclidean distance, with four independent sums so the compiler can keep several
+/// lanes busy (a single running sum is a dependency chain it may not reorder).
+#[inline]
 fn sq(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..4 {
+            let t = x[l] - y[l];
+            acc[l] += t * t;
+        }
+    }
+    let mut tail = 0.0;
+    for (x, y) in ra.iter().zip(rb) {
+        tail += (x - y) * (x - y);
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 impl Clustering {
@@ -201,11 +219,28 @@ impl ValidKMeansParams {
         }
         let p = &self.0;
         // sklearn's tolerance: relative to the mean variance of the columns.
-        let mut var = 0.0;
-        for j in 0..d {
-            let mean = (0..n).map(|i| rows[i * d + j]).sum::<f64>() / n as f64;
-            var += (0..n).map(|i| (rows[i * d + j] - mean).powi(2)).sum::<f64>() / n as f64;
+        // One pass, row-major, per block: the column sums and sums of squares.
+        let parts: Vec<(Vec<f64>, Vec<f64>)> = rows
+            .par_chunks(BLOCK * d)
+            .map(|b| {
+                let (mut s1, mut s2) = (vec![0.0; d], vec![0.0; d]);
+                for r in b.chunks(d) {
+                    for j in 0..d {
+                        s1[j] += r[j];
+                        s2[j] += r[j] * r[j];
+                    }
+                }
+                (s1, s2)
+            })
+            .collect();
+        let (mut s1, mut s2) = (vec![0.0; d], vec![0.0; d]);
+        for (a, b) in parts {
+            for j in 0..d {
+                s1[j] += a[j];
+                s2[j] += b[j];
+            }
         }
+        let var: f64 = (0..d).map(|j| (s2[j] / n as f64 - (s1[j] / n as f64).powi(2)).max(0.0)).sum();
         let tol = p.tolerance * var / d as f64;
         let mut best: Option<(Vec<f64>, f64)> = None;
         let mut rng = SplitMix(p.seed);
@@ -320,19 +355,37 @@ fn plus_plus(x: &[f64], d: usize, k: usize, rng: &mut SplitMix) -> Vec<f64> {
             cum.push(acc);
         }
         let candidates: Vec<usize> = (0..trials).map(|_| draw(&cum, rng)).collect();
-        // The candidate that lowers the potential most.
-        let mut best: Option<(usize, f64, Vec<f64>)> = None;
-        for &c in &candidates {
-            let cand = row(c);
-            let next: Vec<f64> = x.par_chunks(d).zip(closest.par_iter()).map(|(r, &old)| old.min(sq(r, cand))).collect();
-            let potential: f64 = next.chunks(BLOCK).map(|b| b.iter().sum::<f64>()).sum();
-            if best.as_ref().is_none_or(|b| potential < b.1) {
-                best = Some((c, potential, next));
+        // The candidate that lowers the potential most: every candidate's potential in one pass
+        // (per-block sums, reduced in block order).
+        let cands: Vec<&[f64]> = candidates.iter().map(|&c| row(c)).collect();
+        let per_block: Vec<Vec<f64>> = x
+            .par_chunks(BLOCK * d)
+            .zip(closest.par_chunks(BLOCK))
+            .map(|(block, old)| {
+                let mut pot = vec![0.0; cands.len()];
+                for (r, &o) in block.chunks(d).zip(old) {
+                    for (t, cand) in cands.iter().enumerate() {
+                        pot[t] += o.min(sq(r, cand));
+                    }
+                }
+                pot
+            })
+            .collect();
+        let mut potential = vec![0.0; cands.len()];
+        for b in per_block {
+            for (p, v) in potential.iter_mut().zip(b) {
+                *p += v;
             }
         }
-        let (c, _, next) = best.expect("at least one trial");
+        let t = (0..cands.len()).fold(0, |best, t| if potential[t] < potential[best] { t } else { best });
+        let c = candidates[t];
+        let cand = row(c);
+        closest.par_chunks_mut(BLOCK).zip(x.par_chunks(BLOCK * d)).for_each(|(old, block)| {
+            for (o, r) in old.iter_mut().zip(block.chunks(d)) {
+                *o = o.min(sq(r, cand));
+            }
+        });
         centroids.extend_from_slice(row(c));
-        closest = next;
     }
     centroids
 }
