@@ -76,7 +76,7 @@ printf '[serve.limits]\nmax_concurrent = 100000\n' > "$W/unlimited.toml"
 printf '# the defaults: max_concurrent = 64, request_timeout = "5s"\n[serve]\n' > "$W/default.toml"
 
 # 1. Closed loop, maximum throughput: the ceiling, omen-serve with the limit raised, MLflow.
-LEVELS=(4 16 64)
+LEVELS=(4 8 16 32 64)
 P=$(port) H=$(port)
 "$SERVE" --store "$ST" --listen "127.0.0.1:$P" --http "127.0.0.1:$H" --config "$W/unlimited.toml" 2> "$W/serve-a.log" &
 SPID=$!; PIDS+=("$SPID")
@@ -105,7 +105,7 @@ for workers in 1 2; do
   for _ in $(seq 120); do curl -sf "http://127.0.0.1:$MP/ping" > /dev/null && break; sleep 0.5; done
   curl -sf -X POST -H 'content-type: application/json' --data-binary "@$W/ml/body.json" "http://127.0.0.1:$MP/invocations" > "$W/ml/answer.json"
   echo "  mlflow ($workers worker(s)) answers $(cat "$W/ml/answer.json")" >&2
-  for c in "${LEVELS[@]}"; do
+  for c in 4 16 64; do
     load "mlflow w=$workers c=$c" --target "http://127.0.0.1:$MP/invocations" --request "$W/ml/body.json" --concurrency "$c" --duration "${DUR}s"
   done
   stop "$MPID"
@@ -128,6 +128,8 @@ load "omen open 70%" --target "grpc://127.0.0.1:$P" --request "$W/request.json" 
 load "omen overload 2x" --target "grpc://127.0.0.1:$P" --request "$W/request.json" --rate "$RATE2X" --duration "${OVER}s" --warmup 0s --pid "$SPID"
 ALIVE=no
 kill -0 "$SPID" 2>/dev/null && curl -sf "http://127.0.0.1:$H/readyz" > /dev/null && ALIVE=yes
+# The server's own view (its latency histogram starts when a call reaches the handler).
+curl -sf "http://127.0.0.1:$H/metrics" > "${RESULTS%.jsonl}-server-metrics.txt" || true
 load "omen after overload" --target "grpc://127.0.0.1:$P" --request "$W/request.json" --concurrency 4 --duration 3s --warmup 0s --pid "$SPID"
 stop "$SPID"
 
@@ -145,7 +147,7 @@ for r in rows:
     l = r["latency_ms"] or {}
     cpu = r.get("server_cpu_us_per_ok")
     print(f"{r['label']:26s} {r['throughput']:9.1f} {l.get('p50', 0):8.3f} {l.get('p99', 0):8.3f} {l.get('max', 0):8.3f} "
-          f"{r['shed']:7d} {sum(r['errors'].values()):7d} {cpu if cpu is None else round(cpu):>15}")
+          f"{r['shed']:7d} {sum(r['errors'].values()):7d} {'' if cpu is None else round(cpu):>15}")
 o70, ov = by["omen open 70%"], by["omen overload 2x"]
 rss = ov["rss_kb"]
 goals = [
@@ -156,12 +158,15 @@ goals = [
     ("p99 ≤ 5 ms at 70 % of the maximum", o70["latency_ms"]["p99"] <= 5.0 and o70["shed"] == 0 and not o70["errors"],
      f"{o70['rate']:.0f}/s offered: p50 {o70['latency_ms']['p50']:.2f} ms, p99 {o70['latency_ms']['p99']:.2f} ms, shed {o70['shed']}, errors {o70['errors']}"),
     ("overload 2×: no crash", alive, "alive and ready after it" if alive else "DEAD or not ready"),
-    ("overload 2×: excess shed with RESOURCE_EXHAUSTED", ov["shed"] > 0 and not ov["errors"],
+    # At 2× about half the calls are excess: most of them must come back shed, none held back
+    # by the client because too many were in flight.
+    ("overload 2×: excess shed with RESOURCE_EXHAUSTED", ov["shed"] >= 0.3 * ov["sent"] and not ov["errors"] and ov["not_sent"] == 0,
      f"{ov['sent']} sent, {ov['ok']} OK ({ov['throughput']:.0f}/s), {ov['shed']} shed, other errors {ov['errors']}, not sent {ov['not_sent']}"),
     ("overload 2×: admitted calls within their deadline", ov["ok_within_deadline"] == 1.0,
      f"{ov['ok_within_deadline']:.2%} of OK calls within {ov['deadline_s']:.0f} s; p50 {ov['latency_ms']['p50']:.1f} ms, p99 {ov['latency_ms']['p99']:.1f} ms, max {ov['latency_ms']['max']:.1f} ms"),
     ("overload 2×: memory flat", rss["peak"] <= rss["start"] * 1.25 + 20_000,
-     f"RSS start {rss['start'] / 1024:.1f} MiB, peak {rss['peak'] / 1024:.1f} MiB, end {rss['end'] / 1024:.1f} MiB"),
+     f"RSS start {rss['start'] / 1024:.1f} MiB, peak {rss['peak'] / 1024:.1f} MiB, end {rss['end'] / 1024:.1f} MiB "
+     f"(fresh server before the 70 % run: {o70['rss_kb']['start'] / 1024:.1f} MiB)"),
 ]
 print()
 for name, ok, detail in goals:

@@ -265,7 +265,7 @@ impl ValidKMeansParams {
     /// Fits on `rows` (row-major, `d` columns). Errors: no rows; fewer distinct rows than the
     /// `k` asked for (or than 2 when choosing).
     pub fn fit(&self, rows: &[f64], d: usize) -> Result<Clustering> {
-        if d == 0 || rows.is_empty() || rows.len() % d != 0 {
+        if d == 0 || rows.is_empty() || !rows.len().is_multiple_of(d) {
             return Err(Error::invalid("rows", "no rows to cluster"));
         }
         if rows.iter().any(|x| !x.is_finite()) {

@@ -20,7 +20,13 @@ fn main() -> std::io::Result<()> {
     let threads: usize = args.next().and_then(|t| t.parse().ok()).unwrap_or(1);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&addr).await?;
+        // A deep accept queue: with the default (128) a client opening connections while this
+        // process waits for a CPU loses SYNs, and each lost SYN costs it a second.
+        let addr: std::net::SocketAddr = addr.parse().map_err(|e| std::io::Error::other(format!("{addr}: {e}")))?;
+        let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        let listener = socket.listen(4096)?;
         eprintln!("load_target listening on {}", listener.local_addr()?);
         loop {
             let (stream, _) = listener.accept().await?;

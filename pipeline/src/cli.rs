@@ -299,6 +299,13 @@ pub struct LoadRun {
     /// Seed of the random choices (requests of a stream, placeholder values)
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Threads sending requests, each with its own connections [default: half the cores, 1 to 8]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
+    /// Connections per target host at most; arrivals beyond wait for one, the wait counted in
+    /// their latency [default: --max-in-flight]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub connections: Option<u64>,
 }
 
 fn positive_number(s: &str) -> Result<f64, String> {

@@ -227,6 +227,8 @@ async fn run_load(args: cli::LoadRun, store: &Store, json: bool) -> anyhow::Resu
         timeout: args.timeout,
         max_in_flight: args.max_in_flight,
         seed: args.seed,
+        threads: args.threads.map_or_else(load::default_threads, usize::from),
+        connections: args.connections,
     };
     let report = match (&args.profile, &args.transactions) {
         (Some(version), _) => {

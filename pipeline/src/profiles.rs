@@ -315,7 +315,7 @@ pub async fn fit(store: &Store, registry: Option<&AnyRegistry>, args: &FitArgs) 
         *a.status.entry(format!("{}xx", r.status / 100)).or_default() += 1;
         *a.ua.entry(r.ua_class.to_owned()).or_default() += 1;
         // At most 20,000 values per distribution, evenly over the profile's requests.
-        if a.bytes.len() < 20_000 || a.n % 7 == 0 {
+        if a.bytes.len() < 20_000 || a.n.is_multiple_of(7) {
             let slot = if a.bytes.len() < 20_000 { None } else { Some((a.n as usize / 7) % 20_000) };
             let vals = [r.bytes.map(|b| b as f64), r.latency_ms, r.inter_arrival_s];
             for (list, v) in [&mut a.bytes, &mut a.latency, &mut a.gaps].into_iter().zip(vals) {
@@ -733,7 +733,7 @@ pub fn export_k6(set: &ProfileSet, o: &ExportOptions) -> Result<String> {
     let n = set.profiles.len().max(1);
     for p in &set.profiles {
         let per_min = (rate * p.share * 60.0).round().max(1.0) as u64;
-        let vus = (o.users * 1).div_ceil(n).max(1);
+        let vus = o.users.div_ceil(n).max(1);
         scenarios += &format!(
             "    {id}: {{ executor: 'constant-arrival-rate', rate: {per_min}, timeUnit: '1m', duration: '{}', preAllocatedVUs: {vus}, maxVUs: {}, exec: '{id}' }},\n",
             o.duration,
@@ -790,7 +790,6 @@ pub fn workload(set: &ProfileSet) -> crate::load::Workload {
                         path: r.route.clone(),
                         body_bytes: if matches!(r.method.as_str(), "POST" | "PUT" | "PATCH") { 2 } else { 0 },
                         weight: r.share,
-                        ..Default::default()
                     })
                     .collect(),
             })

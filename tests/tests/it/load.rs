@@ -81,6 +81,10 @@ fn serve(stream: TcpStream, hits: &Mutex<HashMap<String, u64>>) -> std::io::Resu
                 }
             }
             ("GET", "/broken") => ("200 OK", r#"{"ok": false}"#.to_string()),
+            ("GET", "/50ms") => {
+                std::thread::sleep(Duration::from_millis(50));
+                ("200 OK", r#"{"ok": true}"#.to_string())
+            }
             ("GET", "/slow") => {
                 std::thread::sleep(Duration::from_secs(5));
                 ("200 OK", r#"{"ok": true}"#.to_string())
@@ -349,4 +353,26 @@ fn a_slow_target_times_out_and_the_run_ends_at_its_deadline() {
     assert_eq!(v["errors"]["timeout"], 20, "{v}");
     assert_eq!(v["ok"], 0);
     assert!(v["messages"].to_string().contains("timeout errors"), "{}", v["messages"]);
+}
+
+#[test]
+fn latency_counts_from_the_intended_time() {
+    // One connection to a target answering in 50 ms serves 20 requests a second; at 40 a second
+    // the arrivals queue, and each one's latency is its wait plus 50 ms (arrival k: about
+    // 50 + 25·k ms). A closed-loop client would report 50 ms for all of them.
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "t.yaml", "transactions:\n  - name: queue\n    steps: [{url: /50ms}]\n");
+    let s = dir.path().join("store");
+    let out = omen(
+        dir.path(),
+        &["load", "run", "--transactions", &file, "--target", &server.url(), "--rps", "40", "--duration", "1s", "--connections", "1", "--store", s.to_str().unwrap(), "--json"],
+    );
+    let v = json_ok(&out);
+    assert_eq!(v["ok"], 40, "{v}");
+    let l = &v["latency_ms"];
+    let (p50, max) = (l["p50"].as_f64().unwrap(), l["max"].as_f64().unwrap());
+    assert!((450.0..700.0).contains(&p50), "p50 {p50} ms");
+    assert!((950.0..1300.0).contains(&max), "max {max} ms");
+    assert_eq!(server.hits("/50ms"), 40);
 }
