@@ -281,7 +281,7 @@ pub struct LoadRun {
     /// Base URL of the target (http or https) [default: the transactions file's `target`]
     #[arg(long, value_name = "URL", value_parser = target_url)]
     pub target: Option<String>,
-    /// Arrivals per second [default: 10]
+    /// Arrivals per second [default: the profile set's peak rate; 10 for transactions]
     #[arg(long, value_name = "N", value_parser = positive_number, allow_hyphen_values = true)]
     pub rps: Option<f64>,
     /// How long arrivals are issued: 500ms, 30s, 5m, 1h
