@@ -84,6 +84,56 @@ pub enum Command {
     Load(LoadCmd),
     /// Run the pipeline on the bundled samples (or the config's sources) and show the results
     Quickstart,
+    /// Write a simulated deployment history (logs, git, metrics, deployments, omen.toml) to DIR
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Output folder (must not exist, or be empty)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Number of services
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub services: u64,
+    /// Number of days
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3660))]
+    pub days: u32,
+    /// Seed of every random choice (same seed, same bytes)
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// First simulated day (UTC)
+    #[arg(long, value_name = "YYYY-MM-DD", default_value = "2026-01-05", value_parser = simulate_start)]
+    pub start: String,
+    /// Mean deployments per service and working day
+    #[arg(long, default_value_t = 1.0, value_parser = positive_number, allow_hyphen_values = true)]
+    pub deploys_per_day: f64,
+    /// Mean access-log lines per service and day (the log samples the modelled traffic)
+    #[arg(long, default_value_t = 200.0)]
+    pub log_lines_per_day: f64,
+    /// Metric resolution (query_range step), whole seconds from 5s to 10m
+    #[arg(long, default_value = "60s", value_parser = simulate_step)]
+    pub metrics_step: String,
+    /// Repositories as bare folders or as git bundle files
+    #[arg(long, value_enum, default_value = "bare")]
+    pub repos: RepoFormatArg,
+    /// Days of git history before the first deployment
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=3660))]
+    pub history_days: u32,
+}
+
+fn simulate_start(s: &str) -> Result<String, String> {
+    omen_pipeline::simulate::parse_start(s).map(|_| s.to_string())
+}
+
+fn simulate_step(s: &str) -> Result<String, String> {
+    omen_pipeline::simulate::parse_step(s).map(|_| s.to_string())
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RepoFormatArg {
+    Bare,
+    Bundle,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@ pub mod load;
 pub mod profiles;
 pub mod quickstart;
 pub mod registry;
+pub mod simulate;
 pub mod train;
 
 pub use error::{Error, Result};

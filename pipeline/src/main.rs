@@ -81,6 +81,9 @@ fn print<T: serde::Serialize>(json: bool, value: &T, human: impl FnOnce() -> Str
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Simulate(args) = &cli.command {
+        return run_simulate(args, cli.global.json);
+    }
     let g = &cli.global;
     let is_quickstart = matches!(cli.command, Command::Quickstart);
     let config_path = g.config.clone().or_else(|| {
@@ -189,6 +192,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 print(json, &summary, || summary.human())?;
             }
+            Command::Simulate(_) => anyhow::bail!("simulate is handled before the store is opened"),
             Command::Quickstart => {
                 let Some(path) = &config_path else {
                     anyhow::bail!("quickstart needs --config omen.toml (or data/samples/omen.toml in the current folder)");
@@ -215,6 +219,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(exit)
+}
+
+/// `omen simulate`: writes files only (no store, no registry).
+fn run_simulate(args: &cli::SimulateArgs, json: bool) -> anyhow::Result<ExitCode> {
+    use omen_pipeline::simulate::{RepoFormat, SimulateParams, simulate};
+    let params = SimulateParams {
+        out: args.out.clone(),
+        services: usize::try_from(args.services)?,
+        days: args.days,
+        seed: args.seed,
+        start: args.start.clone(),
+        deploys_per_day: args.deploys_per_day,
+        log_lines_per_day: args.log_lines_per_day,
+        metrics_step: args.metrics_step.clone(),
+        repos: match args.repos {
+            cli::RepoFormatArg::Bare => RepoFormat::Bare,
+            cli::RepoFormatArg::Bundle => RepoFormat::Bundle,
+        },
+        history_days: args.history_days,
+    }
+    .check()?;
+    let summary = simulate(&params)?;
+    print(json, &summary, || summary.human())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `omen load run`: exit 0 when the run passed (its SLA met), 1 when not, 2 on a usage error.

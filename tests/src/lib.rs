@@ -104,6 +104,11 @@ impl Drop for ChildGuard {
     }
 }
 
+/// The files installed into the tests' virtual environment: `tests/requirements.txt`, which
+/// includes the second (`-r`). The venv is stamped with their contents, concatenated in this
+/// order (`.ci/run` writes the same stamp), so a change to either reinstalls.
+const REQUIREMENTS: [&str; 2] = ["tests/requirements.txt", "notebooks/requirements.txt"];
+
 /// The Python of the tests' virtual environment, with `tests/requirements.txt` installed.
 /// Kept at `$OMEN_TEST_VENV` or `~/.cache/omen/venv` so repeat runs reuse it; `.ci/run` creates
 /// it ahead of the tests. Creation is locked so parallel tests wait for one another.
@@ -114,7 +119,10 @@ pub fn python() -> Result<PathBuf> {
     let req = workspace_root().join("tests/requirements.txt");
     let py = dir.join("bin/python");
     let stamp = dir.join(".omen-requirements");
-    let wanted = std::fs::read_to_string(&req)?;
+    let mut wanted = String::new();
+    for r in REQUIREMENTS {
+        wanted.push_str(&std::fs::read_to_string(workspace_root().join(r))?);
+    }
     std::fs::create_dir_all(dir.parent().unwrap_or(Path::new("/tmp")))?;
     let lock = std::fs::File::create(dir.with_extension("lock"))?;
     lock.lock()?;
