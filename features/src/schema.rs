@@ -233,6 +233,7 @@ pub static DEPLOYMENTS: DatasetSchema = DatasetSchema {
         opt("ended_at", Timestamp, "end of the rollout; null while running"),
         opt("outcome", Str, "`success`, `rolled_back`, `failed`, `aborted`; null while running"),
         col("steps", WeightSteps, "traffic steps `{at, weight}` (weight in percent)"),
+        opt("extra", Str, "the record's other fields as a JSON object, keys sorted (the simulator's `failure_mode`, `p_failure`, `bait`, …); null when none"),
         col("source_file", Str, "the file the record came from"),
         col("source_line", Int64, "line (JSON Lines) or record (CSV, header is line 1) number"),
     ],

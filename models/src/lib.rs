@@ -11,6 +11,9 @@
 //! - [`kmeans`]: k-means (linfa-clustering) for request profiles, `k` by the silhouette.
 //! - [`judge`]: the reference judge `mann-whitney`, with the semantics of Kayenta's
 //!   NetflixACAJudge (DESIGN §5, §6).
+//! - [`policy`]: the canary decision policy of `omen-serve` (`[serve.policy]`), also replayed
+//!   offline by `omen evaluate`.
+//! - [`sequence`]: the LSTM forecaster and failure classifier (burn) of `omen-sequence`.
 
 pub mod baseline;
 pub mod calibrate;
@@ -18,6 +21,8 @@ mod error;
 pub mod gbdt;
 pub mod judge;
 pub mod kmeans;
+pub mod policy;
 pub mod registry;
+pub mod sequence;
 
 pub use error::{Error, Result};

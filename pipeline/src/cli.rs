@@ -38,24 +38,43 @@ pub enum Command {
     /// Build model inputs from the ingested datasets
     #[command(subcommand)]
     Features(Features),
-    /// Train a model on a feature table (Parquet or CSV)
+    /// Train a model on a feature table (Parquet or CSV), or the sequence models on the store
     Train {
-        /// failure (binary classifier) or performance (regressor)
+        /// failure (binary classifier), performance (regressor), or sequence (the LSTM
+        /// forecaster and failure classifier, from the store's metrics and deployments)
         #[arg(value_enum)]
         target: TrainTarget,
-        /// The feature table
-        #[arg(long)]
-        features: PathBuf,
-        /// The label column
-        #[arg(long)]
-        label: String,
+        /// The feature table (failure, performance)
+        #[arg(long, required_if_eq_any([("target", "failure"), ("target", "performance")]))]
+        features: Option<PathBuf>,
+        /// The label column (failure, performance)
+        #[arg(long, required_if_eq_any([("target", "failure"), ("target", "performance")]))]
+        label: Option<String>,
+        /// sequence: resampling step of the windows
+        #[arg(long, default_value = "30s")]
+        step: String,
+        /// sequence: steps per window
+        #[arg(long, default_value_t = 60)]
+        window: usize,
+        /// sequence: steps between consecutive training windows of a deployment
+        #[arg(long, default_value_t = 4)]
+        stride: usize,
+        /// sequence: an SLO to evaluate predictive rollback on (METRIC<=VALUE or METRIC>=VALUE);
+        /// repeatable
+        #[arg(long, value_name = "METRIC<=VALUE")]
+        slo: Vec<String>,
+        /// sequence: the breach probability at which predictive rollback alarms
+        #[arg(long, default_value_t = 0.5)]
+        alarm_probability: f64,
         /// Orders the time-based split (file order without it)
         #[arg(long)]
         time_column: Option<String>,
         /// The last fraction of rows held out for testing
         #[arg(long, default_value_t = 0.2)]
         holdout: f64,
-        /// A GBDT hyperparameter, LightGBM's names (num_leaves=31, learning_rate=0.05, …); repeatable
+        /// A hyperparameter; repeatable. GBDT: LightGBM's names (num_leaves=31, learning_rate=0.05, …);
+        /// sequence: hidden=64, epochs=40, learning_rate=0.01, patience=6, seed=1, horizon=10,
+        /// quantiles=0.1,0.5,0.9, …
         #[arg(long = "param", value_name = "KEY=VALUE")]
         params: Vec<String>,
         /// Write the model artifact here
@@ -86,6 +105,28 @@ pub enum Command {
     Quickstart,
     /// Write a simulated deployment history (logs, git, metrics, deployments, omen.toml) to DIR
     Simulate(SimulateArgs),
+    /// Evaluate models on a time-ordered hold-out of the store's deployments: classifier figures
+    /// and canary decisions replayed against the `mann-whitney` reference judge
+    Evaluate {
+        /// Write the report here: index.html (self-contained) and metrics.json
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
+        /// A model version to evaluate; repeatable [default: omen-failure@champion]
+        #[arg(long = "model", value_name = "NAME[@ALIAS|/VERSION]")]
+        models: Vec<String>,
+        /// The last fraction of deployments (by start) held out [default: [evaluate] holdout, 0.2]
+        #[arg(long)]
+        holdout: Option<f64>,
+    },
+    /// The scheduled job: ingest the configured sources, build features, fit profiles, train
+    /// challengers, evaluate them against the champion and the reference judge, promote or not,
+    /// and write the report to the store (reports/<run-id>/)
+    #[command(after_help = "Exit codes:\n  0  a challenger was promoted, or nothing to promote (the champion stays)\n  3  the challenger was rejected by a guardrail ([retrain] min_auc, max_ece, false rollbacks)\n  4  another run holds the store's lock (locks/retrain.json); nothing was done\n  1  an error\n  2  a usage error")]
+    Retrain {
+        /// Do everything except registering and promoting; say what would be done
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -310,6 +351,7 @@ pub enum Features {
 pub enum TrainTarget {
     Failure,
     Performance,
+    Sequence,
 }
 
 #[derive(Debug, Subcommand)]

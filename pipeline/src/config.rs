@@ -24,9 +24,16 @@ pub struct Config {
     /// Inputs `omen quickstart` and `omen retrain` ingest.
     #[serde(default)]
     pub sources: Vec<Source>,
-    /// `[serve]`: read by `omen-serve` (policy, judge, limits), not by the CLI.
+    /// `[serve]`: read by `omen-serve` (policy, judge, limits); `omen evaluate` and `omen retrain`
+    /// replay its `policy` and `judge`.
     #[serde(default)]
     pub serve: Option<toml::Value>,
+    /// `[evaluate]`: the hold-out of `omen evaluate` and `omen retrain`.
+    #[serde(default)]
+    pub evaluate: crate::evaluate::EvaluateConfig,
+    /// `[retrain]`: the scheduled job's training parameters, promotion margin and guardrails.
+    #[serde(default)]
+    pub retrain: crate::retrain::RetrainConfig,
     /// The folder the file was read from; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,

@@ -101,7 +101,19 @@ pub async fn build_features(store: &Store, params: &FeatureParams, progress: &Pr
     let valid = params.check()?;
     let deployments = read_deployments(store).await?;
     progress.set_message("reading metrics");
-    let (samples, metric_names) = read_samples(store, &deployments, &valid.metrics).await?;
+    // A configured metric list narrows the samples read, but the error-rate counters are read
+    // whatever it says: they feed the `e__<name>__*` columns.
+    let mut wanted = valid.metrics.clone();
+    if !wanted.is_empty() {
+        for e in &valid.error_rates {
+            for c in std::iter::once(&e.errors).chain(e.total.as_ref()) {
+                if !wanted.contains(c) {
+                    wanted.push(c.clone());
+                }
+            }
+        }
+    }
+    let (samples, metric_names) = read_samples(store, &deployments, &wanted).await?;
     tracing::info!(seconds = t0.elapsed().as_secs_f64(), samples = samples.total, "samples read");
 
     let metrics: Vec<String> = if valid.metrics.is_empty() {
@@ -216,7 +228,7 @@ pub async fn build_features(store: &Store, params: &FeatureParams, progress: &Pr
 /// Prometheus counters and histogram parts by their conventional suffixes: compared as raw
 /// values they measure uptime and traffic share, not behaviour, so the automatic metric list
 /// leaves them out (name them in `[features] metrics` or `error_rates` to use them).
-fn is_counter(metric: &str) -> bool {
+pub(crate) fn is_counter(metric: &str) -> bool {
     ["_total", "_count", "_sum", "_bucket", "_created"].iter().any(|s| metric.ends_with(s))
 }
 
@@ -230,15 +242,15 @@ fn column_err(dataset: &str, column: &str, e: PolarsError) -> Error {
 
 
 /// Canary and baseline samples grouped by (deployment index, metric index, role).
-struct Samples {
-    groups: HashMap<(usize, u32, Role), Vec<Sample>>,
-    total: usize,
-    unmatched: usize,
+pub(crate) struct Samples {
+    pub(crate) groups: HashMap<(usize, u32, Role), Vec<Sample>>,
+    pub(crate) total: usize,
+    pub(crate) unmatched: usize,
 }
 
 /// Reads the canary and baseline samples (of `only` when it is not empty), attributes them to
 /// deployments, and returns them with the sorted metric names they use.
-async fn read_samples(store: &Store, deployments: &[Deployment], only: &[String]) -> Result<(Samples, Vec<String>)> {
+pub(crate) async fn read_samples(store: &Store, deployments: &[Deployment], only: &[String]) -> Result<(Samples, Vec<String>)> {
     // Labelled samples: joined to their deployment by Polars; the rest: by service and time.
     let index = DataFrame::new_infer_height(vec![
         Column::new("deployment".into(), deployments.iter().map(|d| d.id.as_str()).collect::<Vec<_>>()),

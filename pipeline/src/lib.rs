@@ -4,12 +4,16 @@
 
 pub mod config;
 pub mod error;
+pub mod evaluate;
 pub mod features;
 pub mod ingest;
 pub mod load;
 pub mod profiles;
 pub mod quickstart;
 pub mod registry;
+pub mod report;
+pub mod retrain;
+pub mod sequence;
 pub mod simulate;
 pub mod train;
 

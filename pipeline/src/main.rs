@@ -14,7 +14,7 @@ use omen_features::ingest::logs::LogFormat;
 use omen_features::ingest::metrics::MetricsOptions;
 use omen_pipeline::config::Config;
 use omen_pipeline::ingest::{self, MetricsIngest, PrometheusPull};
-use omen_pipeline::quickstart::{self, QuickstartReport};
+use omen_pipeline::quickstart;
 
 use crate::cli::{Cli, Command, ExportFormat, Features, Ingest, LoadCmd, ProfilesCmd, RegistryCmd, TrainTarget};
 use omen_models::registry::{AnyRegistry, MlflowOptions, Progress};
@@ -87,7 +87,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = &cli.global;
     let is_quickstart = matches!(cli.command, Command::Quickstart);
     let config_path = g.config.clone().or_else(|| {
-        let samples = std::path::PathBuf::from("data/samples/omen.toml");
+        // The bundled samples: the simulated history and the hand-written quirky inputs.
+        let samples = std::path::PathBuf::from("data/samples/quickstart.toml");
         (is_quickstart && samples.exists()).then_some(samples)
     });
     let config = match &config_path {
@@ -154,13 +155,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Registry(cmd) => run_registry(cmd, &open_registry(&registry_url)?, json).await?,
             Command::Profiles(cmd) => run_profiles(cmd, &store, &registry_url, json).await?,
             Command::Load(LoadCmd::Run(args)) => exit = run_load(args, &store, json).await?,
-            Command::Train { target, features, label, time_column, holdout, params, out, baselines, mut exclude, no_register } => {
+            Command::Train { target: TrainTarget::Sequence, step, window, stride, slo, alarm_probability, holdout, params, out, no_register, .. } => {
+                let slos = slo.iter().map(|s| omen_pipeline::sequence::parse_slo(s)).collect::<Result<Vec<_>, _>>()?;
+                let args = omen_pipeline::sequence::SequenceArgs {
+                    params: hyperparams(&params)?,
+                    step,
+                    window,
+                    stride,
+                    holdout,
+                    out,
+                    slos,
+                    alarm_probability,
+                };
+                run_train_sequence(&store, &config, &args, &registry_url, no_register, json).await?;
+            }
+            Command::Train { target, features, label, time_column, holdout, params, out, baselines, mut exclude, no_register, .. } => {
+                let features = features.context("--features is required for `omen train failure|performance`")?;
+                let label = label.context("--label is required for `omen train failure|performance`")?;
                 exclude.extend(omen_pipeline::train::schema_labels(&features));
                 let args = omen_pipeline::train::TrainArgs {
                     exclude,
                     kind: match target {
                         TrainTarget::Failure => omen_pipeline::train::TrainKind::Failure,
-                        TrainTarget::Performance => omen_pipeline::train::TrainKind::Performance,
+                        _ => omen_pipeline::train::TrainKind::Performance,
                     },
                     features,
                     label,
@@ -192,27 +209,54 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 print(json, &summary, || summary.human())?;
             }
+            Command::Evaluate { report, models, holdout } => {
+                let mut cfg = config.evaluate.clone();
+                if let Some(h) = holdout {
+                    cfg.holdout = h;
+                }
+                let (policy, judge) = omen_pipeline::evaluate::serve_settings(config.serve.as_ref())?;
+                let registry = open_registry(&registry_url)?;
+                let candidates = omen_pipeline::evaluate::load_candidates(&registry, &models).await?;
+                let args = omen_pipeline::evaluate::EvaluateArgs { models, config: cfg, policy, judge };
+                let mut e = omen_pipeline::evaluate::evaluate(&store, &registry_url, &candidates, &args).await?;
+                if let Some(dir) = &report {
+                    e.report = Some(dir.join("index.html").display().to_string());
+                    omen_pipeline::evaluate::write_report(dir, &e)?;
+                }
+                print(json, &e, || e.human())?;
+            }
+            Command::Retrain { dry_run } => {
+                let pb = progress(json);
+                let now = chrono::Utc::now();
+                let owner = omen_pipeline::retrain::Owner {
+                    run_id: format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), std::process::id()),
+                    pid: std::process::id(),
+                    host: std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into()),
+                    started_at: now.to_rfc3339(),
+                };
+                let registry = open_registry(&registry_url)?;
+                let rep = omen_pipeline::retrain::retrain(&store, &registry, &config, &metrics, owner, dry_run, &pb).await?;
+                pb.finish_and_clear();
+                print(json, &rep, || rep.human())?;
+                if rep.exit_code != 0 {
+                    eprintln!("omen retrain: {:?}: {}", rep.outcome, rep.reasons.join("; "));
+                }
+                exit = ExitCode::from(rep.exit_code);
+            }
             Command::Simulate(_) => anyhow::bail!("simulate is handled before the store is opened"),
             Command::Quickstart => {
                 let Some(path) = &config_path else {
-                    anyhow::bail!("quickstart needs --config omen.toml (or data/samples/omen.toml in the current folder)");
+                    anyhow::bail!("quickstart needs --config omen.toml (or data/samples/quickstart.toml in the current folder)");
                 };
                 let pb = progress(json);
-                let summary = quickstart::ingest_sources(&store, &config, &metrics, &pb).await?;
-                let features = omen_pipeline::features::build_features(&store, &config.features, &pb).await?;
+                // omen-serve is built beside omen (`cargo build --workspace`).
+                let serve_binary = std::env::current_exe()
+                    .ok()
+                    .and_then(|p| p.parent().map(|d| d.join(format!("omen-serve{}", std::env::consts::EXE_SUFFIX))))
+                    .filter(|p| p.is_file());
+                let opts = quickstart::QuickstartOptions { registry_url: registry_url.clone(), config_path: path.clone(), serve_binary, canaries: 3 };
+                let report = quickstart::run(&store, &open_registry(&registry_url)?, &config, &metrics, &opts, &pb).await?;
                 pb.finish_and_clear();
-                let report = QuickstartReport {
-                    store: store.url().to_string(),
-                    ingest: summary,
-                    features,
-                    datasets: quickstart::dataset_counts(&store).await?,
-                    next: vec![
-                        format!("python3 -c \"import polars as pl; print(pl.read_parquet('{}/requests/**/*.parquet', hive_partitioning=True))\"", store.url()),
-                        format!("duckdb -c \"select route, count(*) from read_parquet('{}/requests/**/*.parquet', hive_partitioning=true) group by 1 order by 2 desc\"", store.url()),
-                        format!("omen ingest logs <your access logs> --service <name> --store {}", store.url()),
-                        format!("(config used: {})", path.display()),
-                    ],
-                };
                 print(json, &report, || report.human())?;
             }
         }
@@ -419,6 +463,69 @@ async fn run_registry(cmd: RegistryCmd, registry: &AnyRegistry, json: bool) -> a
 }
 
 /// GBDT hyperparameters from `--param key=value` flags over the defaults.
+/// `omen train sequence`: reads the store, trains with an epoch progress bar, registers.
+async fn run_train_sequence(
+    store: &Store,
+    config: &Config,
+    args: &omen_pipeline::sequence::SequenceArgs,
+    registry_url: &str,
+    no_register: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let data = omen_pipeline::sequence::read_sequence_data(store, &config.features).await?;
+    let pb = progress(json);
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} epoch {pos}/{len} {wide_bar} {elapsed}") {
+        pb.set_style(style);
+    }
+    pb.set_length(args.params.epochs as u64);
+    let mut on_epoch = |r: &omen_models::sequence::EpochReport| {
+        pb.set_message(format!("{} loss {:.4} valid {:.4}", r.model, r.train_loss, r.valid_loss));
+        pb.set_position(r.epoch as u64);
+    };
+    let mut trained = tokio::task::block_in_place(|| {
+        omen_pipeline::sequence::train_sequence(&data, &config.features, args, &mut on_epoch)
+    })?;
+    pb.finish_and_clear();
+    if !no_register {
+        let registry = open_registry(registry_url)?;
+        let mut on_progress = |_: Progress| {};
+        let reg = omen_pipeline::sequence::register_sequence(&registry, &trained, &mut on_progress)
+            .await
+            .context("registering the model")?;
+        trained.summary.registered = Some(reg);
+    }
+    print(json, &trained.summary, || trained.summary.human())?;
+    Ok(())
+}
+
+/// `--param KEY=VALUE` flags over the defaults of `T` (its serde field names); a value with
+/// commas is a list of numbers.
+fn hyperparams<T: serde::Serialize + serde::de::DeserializeOwned + Default>(flags: &[String]) -> anyhow::Result<T> {
+    let mut map = match serde_json::to_value(T::default())? {
+        serde_json::Value::Object(m) => m,
+        _ => anyhow::bail!("hyperparameters are not an object"),
+    };
+    let scalar = |v: &str| match v {
+        "true" => serde_json::Value::Bool(true),
+        "false" => serde_json::Value::Bool(false),
+        _ => match v.parse::<i64>() {
+            Ok(i) => i.into(),
+            Err(_) => v.parse::<f64>().map(Into::into).unwrap_or_else(|_| v.into()),
+        },
+    };
+    for f in flags {
+        let Some((k, v)) = f.split_once('=') else {
+            anyhow::bail!("--param {f}: expected KEY=VALUE");
+        };
+        if !map.contains_key(k) {
+            anyhow::bail!("--param {k}: unknown hyperparameter (known: {})", map.keys().cloned().collect::<Vec<_>>().join(", "));
+        }
+        let value = if v.contains(',') { v.split(',').map(|x| scalar(x.trim())).collect() } else { scalar(v) };
+        map.insert(k.to_string(), value);
+    }
+    serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| anyhow::anyhow!("--param: {e}"))
+}
+
 fn gbdt_params(flags: &[String]) -> anyhow::Result<omen_models::gbdt::GbdtParams> {
     let mut map = match serde_json::to_value(omen_models::gbdt::GbdtParams::default())? {
         serde_json::Value::Object(m) => m,

@@ -67,6 +67,27 @@ pub async fn register_trained(
     schema: FeatureSchema,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Registered> {
+    let v = register_version(registry, args, summary, model, bands, schema, progress).await?;
+    // The first version of a model becomes its champion; later ones wait for a promotion.
+    let champion = match registry.set_alias(&v.name, CHAMPION, v.version, Expect::Absent, "register").await {
+        Ok(_) => true,
+        // Already registered (the same artifact again), maybe as the champion.
+        Err(omen_models::Error::Conflict { .. }) => v.aliases.iter().any(|a| a == CHAMPION),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Registered { registry: registry.url().to_string(), name: v.name, version: v.version, champion })
+}
+
+/// Registers a trained GBDT as a new version, moving no alias (`omen retrain` decides).
+pub async fn register_version(
+    registry: &AnyRegistry,
+    args: &TrainArgs,
+    summary: &TrainSummary,
+    model: &omen_models::gbdt::Gbdt,
+    bands: &[omen_models::gbdt::Band],
+    schema: FeatureSchema,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<ModelVersion> {
     let mut metrics = BTreeMap::new();
     let m = serde_json::to_value(&summary.metrics).unwrap_or_default();
     if let Some(obj) = m.as_object() {
@@ -127,14 +148,23 @@ pub async fn register_trained(
         code_version: code_version(),
         tags,
     };
-    let v = registry.register(new, progress).await?;
-    // The first version of a model becomes its champion; later ones wait for a promotion.
-    let champion = match registry.set_alias(&v.name, CHAMPION, v.version, Expect::Absent, "register").await {
-        Ok(_) => true,
-        Err(omen_models::Error::Conflict { .. }) => false,
+    // The same artifact again (a re-run on the same data with the same seed) is the version that
+    // holds it already, not a new one.
+    if let Some(v) = same_artifact(registry, &new.name, &new.artifact).await? {
+        return Ok(v);
+    }
+    Ok(registry.register(new, progress).await?)
+}
+
+/// The live (not deleted) version of `name` whose artifact is exactly `bytes`, if any.
+pub async fn same_artifact(registry: &AnyRegistry, name: &str, bytes: &[u8]) -> Result<Option<omen_models::registry::ModelVersion>> {
+    let versions = match registry.versions(name).await {
+        Ok(v) => v,
+        Err(omen_models::Error::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    Ok(Registered { registry: registry.url().to_string(), name: v.name, version: v.version, champion })
+    let hash = blake3::hash(bytes).to_hex().to_string();
+    Ok(versions.into_iter().rev().find(|v| v.deleted_at.is_none() && v.artifact.blake3 == hash && v.artifact.size == bytes.len() as u64))
 }
 
 /// `omen registry list`.

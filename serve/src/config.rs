@@ -61,8 +61,13 @@ pub struct Limits {
     pub max_message_bytes: usize,
     /// Deadline of a call when the client sets none (a shorter `grpc-timeout` wins).
     pub request_timeout: String,
-    /// Calls scored at once; beyond, calls are shed with `RESOURCE_EXHAUSTED`.
+    /// Calls admitted at once (scoring or waiting for a scoring thread); beyond, calls are shed
+    /// with `RESOURCE_EXHAUSTED`.
     pub max_concurrent: usize,
+    /// Scoring threads (0: one per CPU core). Scoring runs on these, off the async runtime; a
+    /// pool no larger than the cores keeps the runtime's threads (which read requests and shed
+    /// the excess) from being crowded out under overload.
+    pub workers: usize,
     /// Metrics per request.
     pub max_metrics: usize,
     /// Samples per metric and role.
@@ -75,6 +80,7 @@ impl Default for Limits {
             max_message_bytes: 4 << 20,
             request_timeout: "5s".into(),
             max_concurrent: 64,
+            workers: 0,
             max_metrics: 256,
             max_samples: 100_000,
         }

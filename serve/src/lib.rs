@@ -40,6 +40,7 @@
 //! holds, the steps); a unary `Score` is stateless.
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod http;

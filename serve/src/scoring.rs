@@ -25,6 +25,89 @@ pub struct Scorer {
     pub limits: Limits,
     /// Reasons per answer.
     pub reasons: usize,
+    /// Without `judge`: the default judge of each set of metric names, built once per set.
+    pub judges: JudgeCache,
+    /// The change context of each canary, per loaded history.
+    pub contexts: ContextCache,
+}
+
+/// The change context (the change features over the commit range, the service's deployment
+/// history before the canary started) per (history loaded, service, deployment, range, start).
+/// A deployer asks about the same canary every few seconds while its samples grow; the context
+/// depends on none of the samples, and building it walks the service's past deployments. A new
+/// snapshot (reload) is a new key. Bounded: when full it starts again.
+#[derive(Debug, Clone, Default)]
+pub struct ContextCache(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<ContextKey, std::sync::Arc<ChangeContext>>>>);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ContextKey {
+    history: usize,
+    loaded_at: u64,
+    service: String,
+    deployment_id: String,
+    from_sha: String,
+    to_sha: String,
+    started: i64,
+}
+
+impl ContextCache {
+    const CAPACITY: usize = 4096;
+
+    fn get(&self, snap: &Snapshot, r: &proto::ScoreRequest, started: i64) -> std::sync::Arc<ChangeContext> {
+        let range = match r.change.as_ref().and_then(|c| c.kind.as_ref()) {
+            Some(proto::change::Kind::Commits(c)) => Some((c.from_sha.as_str(), c.to_sha.as_str())),
+            None => Some(("", "")),
+            // Change metrics given in the request: nothing worth keeping.
+            Some(proto::change::Kind::Metrics(_)) => None,
+        };
+        let Some((from, to)) = range else { return std::sync::Arc::new(change_context(snap, r, started)) };
+        let key = ContextKey {
+            history: std::sync::Arc::as_ptr(&snap.history) as usize,
+            loaded_at: snap.loaded_at.to_bits(),
+            service: r.service.clone(),
+            deployment_id: r.deployment_id.clone(),
+            from_sha: from.to_string(),
+            to_sha: to.to_string(),
+            started,
+        };
+        if let Some(c) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return c.clone();
+        }
+        let ctx = std::sync::Arc::new(change_context(snap, r, started));
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::CAPACITY {
+            map.clear();
+        }
+        map.insert(key, ctx.clone());
+        ctx
+    }
+}
+
+/// The default judge parameters per set of metric names. Callers send the same few sets over
+/// and over; building and checking parameters per call would cost more than judging. Bounded:
+/// when full it starts again.
+#[derive(Debug, Clone, Default)]
+pub struct JudgeCache(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Vec<String>, Option<std::sync::Arc<ValidJudgeParams>>>>>);
+
+impl JudgeCache {
+    const CAPACITY: usize = 1024;
+
+    fn get(&self, r: &proto::ScoreRequest) -> Option<std::sync::Arc<ValidJudgeParams>> {
+        let mut names: Vec<&str> = r.metrics.iter().map(|m| m.metric.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Looked up by the borrowed names; the owned key is made only on a miss.
+        if let Some((_, v)) = map.iter().find(|(k, _)| k.len() == names.len() && k.iter().zip(&names).all(|(a, b)| a == b)) {
+            return v.clone();
+        }
+        let v = judge_params(&names).map(std::sync::Arc::new);
+        if map.len() >= Self::CAPACITY {
+            map.clear();
+        }
+        map.insert(names.iter().map(|n| n.to_string()).collect(), v.clone());
+        v
+    }
 }
 
 const US: f64 = 1e6;
@@ -70,13 +153,16 @@ pub fn validate(r: &proto::ScoreRequest, limits: &Limits) -> Result<()> {
             if samples.len() > limits.max_samples {
                 return Err(Error::invalid(format!("metrics[{i}].{role}"), format!("{} samples, at most {}", samples.len(), limits.max_samples)));
             }
-            for (j, s) in samples.iter().enumerate() {
-                micros(&format!("metrics[{i}].{role}[{j}].time"), s.time)?;
+            // The field is named only when a sample is at fault (no allocation per sample).
+            if let Some(j) = samples.iter().position(|s| !(s.time.is_finite() && (0.0..=1e11).contains(&s.time))) {
+                micros(&format!("metrics[{i}].{role}[{j}].time"), samples[j].time)?;
             }
         }
     }
     for (i, s) in r.steps.iter().enumerate() {
-        micros(&format!("steps[{i}].time"), s.time)?;
+        if !(s.time.is_finite() && (0.0..=1e11).contains(&s.time)) {
+            micros(&format!("steps[{i}].time"), s.time)?;
+        }
         if !(0.0..=100.0).contains(&finite(&format!("steps[{i}].weight"), s.weight)?) {
             return Err(Error::invalid(format!("steps[{i}].weight"), format!("must lie in [0, 100], got {}", s.weight)));
         }
@@ -176,10 +262,7 @@ fn inputs(m: &Loaded, windows: &omen_features::feature::DeploymentWindows, check
     (row, x)
 }
 
-fn judge_params(r: &proto::ScoreRequest) -> Option<ValidJudgeParams> {
-    let mut names: Vec<&str> = r.metrics.iter().map(|m| m.metric.as_str()).collect();
-    names.sort_unstable();
-    names.dedup();
+fn judge_params(names: &[&str]) -> Option<ValidJudgeParams> {
     if names.is_empty() {
         return None;
     }
@@ -219,7 +302,7 @@ impl Scorer {
             e.1.extend(m.baseline.iter().filter(|s| within(s, started, checkpoint)).map(|s| s.value));
         }
         let windows = builder.finish();
-        let ctx = change_context(snap, r, started);
+        let ctx = self.contexts.get(snap, r, started);
 
         // The failure model: calibrated probability, and the TreeSHAP reasons.
         let (_, x) = inputs(failure, &windows, checkpoint, &ctx);
@@ -246,8 +329,15 @@ impl Scorer {
         }
 
         // The reference judge on the same windows.
-        let params = self.judge.clone().or_else(|| judge_params(r));
-        let report = params.as_ref().map(|p| {
+        let cached;
+        let params: Option<&ValidJudgeParams> = match &self.judge {
+            Some(p) => Some(p),
+            None => {
+                cached = self.judges.get(r);
+                cached.as_deref()
+            }
+        };
+        let report = params.map(|p| {
             let inputs: Vec<MetricInput<'_>> =
                 judged.iter().map(|(name, (c, b))| MetricInput { name, canary: c, baseline: b }).collect();
             judge::judge(p, &inputs)

@@ -114,6 +114,15 @@ pub async fn run(opts: Options, reload_now: Arc<Notify>, shutdown: impl std::fut
     if cfg.limits.max_concurrent == 0 {
         return Err(Error::Config { field: "serve.limits.max_concurrent".into(), message: "must be at least 1".into() });
     }
+    let workers = match cfg.limits.workers {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .thread_name(|i| format!("omen-score-{i}"))
+        .build()
+        .map_err(|e| Error::Config { field: "serve.limits.workers".into(), message: format!("cannot start {workers} scoring threads: {e}") })?;
     let metrics = Arc::new(Metrics::default());
     let (log, log_task) = match &opts.store {
         Some(s) => {
@@ -123,9 +132,10 @@ pub async fn run(opts: Options, reload_now: Arc<Notify>, shutdown: impl std::fut
         None => (ScoreLog::disabled(metrics.clone()), None),
     };
     let app = Arc::new(App {
-        scorer: Scorer { policy, judge, limits: cfg.limits.clone(), reasons: cfg.reasons },
+        scorer: Scorer { policy, judge, limits: cfg.limits.clone(), reasons: cfg.reasons, judges: Default::default(), contexts: Default::default() },
         shared: Shared::default(),
         limiter: Arc::new(Semaphore::new(cfg.limits.max_concurrent)),
+        pool,
         metrics: metrics.clone(),
         log,
         tokens: opts.tokens.clone(),

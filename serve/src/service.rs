@@ -24,8 +24,12 @@ use crate::scoring::{Memory, Scorer};
 pub struct App {
     pub scorer: Scorer,
     pub shared: Shared,
-    /// One permit per call scored at once; none left: `RESOURCE_EXHAUSTED`.
+    /// One permit per call admitted (scoring or queued for the pool); none left:
+    /// `RESOURCE_EXHAUSTED`.
     pub limiter: Arc<Semaphore>,
+    /// The scoring threads (`[serve.limits] workers`): CPU-bound work runs here, never on the
+    /// async runtime's threads.
+    pub pool: rayon::ThreadPool,
     pub metrics: Arc<Metrics>,
     pub log: ScoreLog,
     pub tokens: Option<Tokens>,
@@ -75,24 +79,36 @@ impl App {
         let app = self.clone();
         let (service, deployment, weight, elapsed, n_metrics) =
             (req.service.clone(), req.deployment_id.clone(), req.current_weight, req.elapsed_seconds, req.metrics.len() as u32);
-        let joined = tokio::task::spawn_blocking(move || {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.pool.spawn(move || {
             let _permit = permit;
+            // The caller gave up (deadline, cancellation) while the call waited: no work.
+            if tx.is_closed() {
+                return;
+            }
             let snap = app.shared.get();
             let mut memory = memory;
-            let r = app.scorer.score(&snap, &req, &mut memory, stream, now_us());
-            (r, memory)
-        })
-        .await;
+            // A panic is a bug: it fails this call (INTERNAL), not the process.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| app.scorer.score(&snap, &req, &mut memory, stream, now_us())));
+            let _ = tx.send(r.map(|r| (r, memory)).map_err(|p| {
+                p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default()
+            }));
+        });
+        let joined = rx.await;
         let (result, memory) = match joined {
-            Ok((Ok(mut resp), m)) => {
+            Ok(Ok((Ok(mut resp), m))) => {
                 for n in notes {
                     resp.explanation.push_str(&format!("; {n}"));
                     resp.reasons.push(proto::Reason { kind: proto::reason::Kind::Policy as i32, name: "samples".into(), value: None, contribution: 0.0, detail: n });
                 }
                 (Ok(resp), m)
             }
-            Ok((Err(e), m)) => (Err(Status::from(e)), m),
-            Err(e) => (Err(Status::internal(format!("scoring failed: {e}"))), Memory::default()),
+            Ok(Ok((Err(e), m))) => (Err(Status::from(e)), m),
+            Ok(Err(panic)) => {
+                tracing::error!(%panic, "scoring panicked");
+                (Err(Status::internal(format!("scoring failed: {panic}"))), Memory::default())
+            }
+            Err(_) => (Err(Status::internal("scoring failed: the scoring thread stopped")), Memory::default()),
         };
         let seconds = t0.elapsed().as_secs_f64();
         match &result {

@@ -51,6 +51,7 @@ mod canary;
 mod change;
 mod params;
 pub mod request;
+pub mod sequence;
 mod value;
 mod window;
 

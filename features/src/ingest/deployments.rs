@@ -20,7 +20,9 @@
 //! has neither `@` nor `;`. Weights are percent of traffic.
 //!
 //! Empty strings, empty CSV cells and JSON `null` mean the field is absent. Other keys or
-//! columns are ignored. Blank lines of a JSON Lines file are not records. A record with a missing
+//! columns are kept in `extra`: one JSON object per record, keys sorted (a JSON value as it was,
+//! a CSV cell as a string; empty cells and `null`s left out), null when there are none — the
+//! simulator's ground truth (`failure_mode`, `p_failure`, `bait`, …) reaches the store that way. Blank lines of a JSON Lines file are not records. A record with a missing
 //! required field, a bad timestamp, an unknown outcome, a weight outside 0..=100 or an
 //! `ended_at` before its `started_at` is rejected with a reason naming the field. When one file
 //! holds the same `deployment_id` twice the last record wins, and the earlier one is rejected as
@@ -115,6 +117,21 @@ struct Deployment {
     ended_at: Option<i64>,
     outcome: Option<&'static str>,
     steps: Vec<(i64, f64)>,
+    /// The other fields, as a JSON object.
+    extra: Option<String>,
+}
+
+/// The fields of the contract; the others go to `extra`.
+const KNOWN: [&str; 9] = ["deployment_id", "service", "version", "from_sha", "to_sha", "started_at", "ended_at", "outcome", "steps"];
+
+/// The other fields as a JSON object (keys sorted), `None` when there are none.
+fn extra_of(fields: impl Iterator<Item = (String, Value)>) -> Option<String> {
+    let map: serde_json::Map<String, Value> = fields
+        .filter(|(k, v)| !KNOWN.contains(&k.as_str()) && !v.is_null() && v.as_str() != Some(""))
+        .collect::<std::collections::BTreeMap<_, _>>()
+        .into_iter()
+        .collect();
+    (!map.is_empty()).then(|| Value::Object(map).to_string())
 }
 
 /// The deployments read so far, the last of each `deployment_id` kept.
@@ -158,6 +175,7 @@ impl Records {
             ts("ended_at", rows.iter().map(|(d, _)| d.ended_at).collect()),
             str_col("outcome", &|d| d.outcome),
             steps_column(rows.iter().map(|(d, _)| d.steps.as_slice()))?,
+            str_col("extra", &|d| d.extra.as_deref()),
             Column::new("source_file".into(), vec![source; n]),
             Column::new(
                 "source_line".into(),
@@ -227,6 +245,7 @@ fn deployment(
         ended_at,
         outcome,
         steps,
+        extra: None,
     })
 }
 
@@ -351,7 +370,9 @@ fn json_record(raw: &[u8]) -> std::result::Result<Deployment, String> {
         _ => None,
     };
     let steps = json_steps(obj.get("steps").unwrap_or(&Value::Null));
-    deployment(field, steps)
+    let mut d = deployment(field, steps)?;
+    d.extra = extra_of(obj.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Ok(d)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -393,7 +414,9 @@ fn csv_record(rec: &csv::ByteRecord, names: &[String]) -> std::result::Result<De
     }
     let field = |name: &str| cells.get(name).filter(|c| !c.is_empty()).map(|c| c.to_string());
     let steps = cell_steps(cells.get("steps").copied().unwrap_or(""));
-    deployment(field, steps)
+    let mut d = deployment(field, steps)?;
+    d.extra = extra_of(cells.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))));
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -423,6 +446,18 @@ mod tests {
         );
         assert_eq!(cell_steps("10").unwrap_err(), "field `steps[0]`: `10` is not `at@weight`");
         assert!(cell_steps("[1,").unwrap_err().starts_with("field `steps`: invalid json"));
+    }
+
+    #[test]
+    fn other_fields_are_kept_in_extra() {
+        let line = br#"{"deployment_id":"d1","service":"s","version":"1","to_sha":"a","started_at":"2024-05-01T10:00:00Z","failure_mode":"memory_leak","p_failure":0.25,"bait":null,"note":""}"#;
+        let d = json_record(line).unwrap();
+        assert_eq!(d.extra.as_deref(), Some(r#"{"failure_mode":"memory_leak","p_failure":0.25}"#));
+        let names: Vec<String> = ["deployment_id", "service", "version", "to_sha", "started_at", "failure_mode"].map(String::from).to_vec();
+        let rec = csv::ByteRecord::from(vec!["d1", "s", "1", "a", "2024-05-01T10:00:00Z", "latency_shift"]);
+        assert_eq!(csv_record(&rec, &names).unwrap().extra.as_deref(), Some(r#"{"failure_mode":"latency_shift"}"#));
+        let plain = br#"{"deployment_id":"d1","service":"s","version":"1","to_sha":"a","started_at":"2024-05-01T10:00:00Z"}"#;
+        assert_eq!(json_record(plain).unwrap().extra, None);
     }
 
     #[test]

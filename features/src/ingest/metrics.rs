@@ -287,27 +287,30 @@ fn role_of(value: &str) -> Option<&'static str> {
 /// an empty value and `__name__` dropped, sorted by name, `k=v` joined by `,`, with `\`, `,` and
 /// `=` escaped by `\`. `omen-serve` keys request samples with it, as ingest does.
 pub fn canonical_labels<'a>(labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut v: Vec<(String, String)> =
-        labels.into_iter().filter(|(k, v)| !v.is_empty() && *k != "__name__").map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut v: Vec<(&str, &str)> = labels.into_iter().filter(|(k, v)| !v.is_empty() && *k != "__name__").collect();
+    v.sort_by(|a, b| a.0.cmp(b.0));
     labels_string(&v)
 }
 
 /// `k=v,k=v` of sorted labels, with `\`, `,` and `=` escaped by `\`.
-fn labels_string(labels: &[(String, String)]) -> String {
-    let mut out = String::new();
+fn labels_string<K: AsRef<str>, V: AsRef<str>>(labels: &[(K, V)]) -> String {
+    let mut out = String::with_capacity(labels.iter().map(|(k, v)| k.as_ref().len() + v.as_ref().len() + 2).sum());
     for (i, (k, v)) in labels.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        escape_into(&mut out, k);
+        escape_into(&mut out, k.as_ref());
         out.push('=');
-        escape_into(&mut out, v);
+        escape_into(&mut out, v.as_ref());
     }
     out
 }
 
 fn escape_into(out: &mut String, s: &str) {
+    if !s.bytes().any(|b| matches!(b, b'\\' | b',' | b'=')) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         if matches!(c, '\\' | ',' | '=') {
             out.push('\\');

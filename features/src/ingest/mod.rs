@@ -270,23 +270,22 @@ impl LineBlocks {
     }
 
     /// Reads until `buf` holds `target` bytes or the input ends (or breaks off: `error`).
+    ///
+    /// `read_to_end` on a `take` grows `buf` without zero-filling it again on every short read
+    /// (a gzip decoder returns a few KB per call): resizing to the whole want and truncating
+    /// after each read zeroed up to 64 MB per call, which made ingesting many small files slow.
     fn fill(&mut self, target: usize) {
         while !self.done && self.buf.len() < target {
             let len = self.buf.len();
             let want = (target - len).clamp(1 << 16, 64 << 20);
-            self.buf.resize(len + want, 0);
-            match self.reader.read(&mut self.buf[len..]) {
-                Ok(0) => {
-                    self.buf.truncate(len);
-                    self.done = true;
-                }
-                Ok(k) => {
-                    self.buf.truncate(len + k);
-                    self.bytes_read += k as u64;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.buf.truncate(len),
+            let got = (&mut self.reader).take(want as u64).read_to_end(&mut self.buf);
+            let k = self.buf.len() - len;
+            self.bytes_read += k as u64;
+            match got {
+                // Fewer bytes than asked: the input ended.
+                Ok(_) if k < want => self.done = true,
+                Ok(_) => {}
                 Err(e) => {
-                    self.buf.truncate(len);
                     let what = if self.gz { "gzip stream" } else { "read" };
                     self.error = Some(format!("{what} broke off after {} decompressed bytes: {e}", self.bytes_read));
                     self.done = true;

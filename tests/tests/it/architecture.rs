@@ -44,7 +44,7 @@ fn crates_depend_only_downwards() {
     // Layering: features <- models <- {pipeline, serve}.
     forbid("omen-features", &["omen-models", "omen-pipeline", "omen-serve"], "features is the bottom layer");
     forbid("omen-models", &["omen-pipeline", "omen-serve"], "models knows no CLI and no server");
-    forbid("omen-pipeline", &["omen-serve"], "the batch pipeline does not link the server");
+    // The pipeline uses omen-serve only through `omen_serve::client` (checked on its sources below).
     // Serialization at the edge: only serve knows protobuf and gRPC.
     for k in ["omen-features", "omen-models", "omen-pipeline"] {
         forbid(k, &["prost", "tonic", "tonic-prost", "tonic-health", "tonic-reflection"], "only serve knows the proto");
@@ -53,6 +53,26 @@ fn crates_depend_only_downwards() {
     for k in ["omen-features", "omen-models"] {
         forbid(k, &["anyhow", "clap", "tracing-subscriber", "indicatif"], "libraries are not binaries");
     }
+}
+
+#[test]
+fn the_pipeline_uses_only_the_client_of_omen_serve() {
+    // `omen quickstart` scores canaries through a running omen-serve with `omen_serve::client`
+    // (plain Rust types); nothing else of the server, and no generated proto type, is used.
+    let mut offenders = Vec::new();
+    for entry in walk(&workspace_root().join("pipeline/src")) {
+        let text = std::fs::read_to_string(&entry).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let mut rest = line;
+            while let Some(at) = rest.find("omen_serve::") {
+                rest = &rest[at + "omen_serve::".len()..];
+                if !rest.starts_with("client") {
+                    offenders.push(format!("{}:{}: {}", entry.display(), i + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "the pipeline uses omen-serve beyond its client: {offenders:?}");
 }
 
 #[test]

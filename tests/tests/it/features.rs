@@ -506,3 +506,29 @@ fn a_row_does_not_change_when_every_record_after_its_checkpoint_does() {
         assert!(same > 0 && differ > 0, "cut {cut}: {same} rows before, {differ} changed after");
     }
 }
+
+/// A `[features] metrics` list narrows the gauges, never the error-rate counters: the
+/// `e__<name>__*` columns are computed from them all the same (they all came out `no_data`).
+#[test]
+fn a_metrics_list_keeps_the_error_rate_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = copy_samples(&dir.path().join("inputs"));
+    let store = dir.path().join("store");
+    build(dir.path(), &inputs, &store);
+    let config = dir.path().join("omen.toml");
+    std::fs::write(
+        &config,
+        "[features]\ncheckpoints = [\"5m\", \"10m\", \"20m\", \"40m\"]\nmax_pair_gap = \"60s\"\nmetrics = [\"http_requests_error_ratio\"]\n\n\
+         [[features.error_rates]]\nname = \"http_errors\"\nerrors = \"http_requests_errors_total\"\ntotal = \"http_requests_total\"\n",
+    )
+    .unwrap();
+    let s = store.to_str().unwrap();
+    let j = json_ok(&omen(dir.path(), &["features", "build", "--config", config.to_str().unwrap(), "--store", s, "--json"]));
+    assert_eq!(j["metrics"], serde_json::json!(["http_requests_error_ratio"]), "{j}");
+    let df = read_features(&store);
+    let state = df.column("e__http_errors__state").unwrap().str().unwrap().clone();
+    let ok = state.iter().filter(|v| *v == Some("ok")).count();
+    assert!(ok > 0, "every e__http_errors__state is {:?}", state.iter().collect::<Vec<_>>());
+    let rate = df.column("e__http_errors__rate_canary").unwrap().f64().unwrap().clone();
+    assert!(rate.iter().any(|v| v.is_some()), "no canary error rate was computed");
+}

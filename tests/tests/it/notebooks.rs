@@ -5,64 +5,31 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use omen_serve::proto::canary_scorer_client::CanaryScorerClient;
 use omen_tests::{ChildGuard, free_port, json_ok, omen, python, run_python, wait_for_port, workspace_root};
 
-use crate::features::raw_deployments;
-use crate::serve::{Serve, request, train};
+use crate::serve::train;
 
-/// Deployments scored through `omen-serve` (a success, the rolled-back one, a success) and the
-/// checkpoints, in minutes after each canary start, at which each is scored.
-const SCORED: [&str; 3] = ["d-0001", "d-0003", "d-0005"];
-const CHECKPOINTS: [i64; 4] = [5, 10, 20, 40];
-
-/// The store the notebooks are run against, as a user would have it after using omen on the
-/// samples: `omen quickstart` (ingest and features), two profile sets (`omen profiles fit` with
-/// other parameters), two versions of `omen-failure` (`omen train failure`), and `omen-serve`'s
-/// score log of a dozen answers. Everything the notebooks read is made here, in one function, so
-/// that a richer store (a quickstart that does all of it, the simulator's) can replace it.
-pub(crate) fn analyst_store(dir: &Path, store: &Path) {
+/// The store the notebooks are run against, as a user has it after `omen quickstart` on the
+/// samples — ingest, features, a profile set, `omen-failure` and `omen-performance` registered,
+/// and `omen-serve`'s score log of the held-out canaries it scored over gRPC — then a second
+/// profile set (`omen profiles fit` with other parameters) and a second version of
+/// `omen-failure` (`omen train failure`). Returns how many answers the score log holds.
+pub(crate) fn analyst_store(dir: &Path, store: &Path) -> usize {
     let s = store.to_str().unwrap();
-    let samples = workspace_root().join("data/samples");
-    let config = samples.join("omen.toml");
-    json_ok(&omen(dir, &["quickstart", "--config", config.to_str().unwrap(), "--store", s, "--json"]));
+    let config = workspace_root().join("data/samples/quickstart.toml");
+    let q = json_ok(&omen(dir, &["quickstart", "--config", config.to_str().unwrap(), "--store", s, "--json"]));
 
-    let a = json_ok(&omen(dir, &["profiles", "fit", "--k", "3", "--store", s, "--json"]));
-    let b = json_ok(&omen(dir, &["profiles", "fit", "--k", "auto", "--half-life", "1d", "--store", s, "--json"]));
-    assert_ne!(a["version"], b["version"], "two different profile sets: {a} {b}");
+    let b = json_ok(&omen(dir, &["profiles", "fit", "--k", "3", "--half-life", "1d", "--store", s, "--json"]));
+    assert_ne!(q["profiles"]["version"], b["version"], "two different profile sets: {} {b}", q["profiles"]);
 
-    let v1 = train(dir, store, &[]);
     let v2 = train(dir, store, &["--param", "num_leaves=4", "--param", "learning_rate=0.2"]);
-    assert_eq!((v1["registered"]["version"].as_u64(), v2["registered"]["version"].as_u64()), (Some(1), Some(2)), "{v1} {v2}");
-
-    let mut serve = Serve::start(store, &[]);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let deployments = raw_deployments(&samples);
-    rt.block_on(async {
-        let mut client = CanaryScorerClient::connect(format!("http://127.0.0.1:{}", serve.grpc)).await.unwrap();
-        for id in SCORED {
-            let d = deployments.iter().find(|d| d.id == id).unwrap();
-            for minutes in CHECKPOINTS {
-                let req = request(&samples, id, d.started_at + minutes * 60_000_000);
-                client.score(req).await.unwrap_or_else(|e| panic!("{id} at {minutes} min: {e}"));
-            }
-        }
-    });
-    // The client's connection closes with its runtime; then SIGTERM drains and writes the log.
-    drop(rt);
-    serve.signal("TERM");
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = serve.child.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(30), "omen-serve did not exit:\n{}", serve.log());
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "{status:?}\n{}", serve.log());
-    assert!(store.join("scores").is_dir(), "no score log:\n{}", serve.log());
+    assert_eq!(v2["registered"]["version"].as_u64(), Some(2), "{v2}");
+    let scored = q["scored"].as_array().unwrap().len();
+    assert!(scored >= 3, "{q}");
+    assert!(store.join("scores").is_dir(), "no score log after quickstart");
+    scored
 }
 
 /// `python notebooks/run.py --out OUT NOTEBOOK…` with `OMEN_STORE`, from `notebooks/`.
@@ -101,7 +68,8 @@ fn printed(executed: &Path) -> String {
     let mut text = String::new();
     for cell in nb["cells"].as_array().unwrap() {
         for o in cell["outputs"].as_array().into_iter().flatten() {
-            if o["output_type"] == "stream" {
+            // What the notebook prints (stdout); warnings on stderr carry the kernel's pid.
+            if o["output_type"] == "stream" && o["name"] == "stdout" {
                 match &o["text"] {
                     serde_json::Value::Array(lines) => lines.iter().for_each(|l| text.push_str(l.as_str().unwrap_or(""))),
                     t => text.push_str(t.as_str().unwrap_or("")),
@@ -121,7 +89,7 @@ fn every_notebook_runs_against_a_store_made_with_the_cli() {
     let store = root.join("store");
     let out = root.join("executed");
     let _ = std::fs::remove_dir_all(&store);
-    analyst_store(dir.path(), &store);
+    let scores = analyst_store(dir.path(), &store);
 
     let names = notebook_names();
     assert!(names.len() >= 3, "{names:?}");
@@ -142,7 +110,6 @@ fn every_notebook_runs_against_a_store_made_with_the_cli() {
     // The models notebook saw both registered versions and every logged score.
     let models = printed(&out.join("models_and_scores.ipynb"));
     assert!(models.contains("omen-failure: 2 version(s)"), "{models}");
-    let scores = SCORED.len() * CHECKPOINTS.len();
     assert!(models.contains(&format!("{scores} served score(s)")), "{models}");
 
     // The same store on S3 (a moto server on loopback, credentials and endpoint from the AWS_*

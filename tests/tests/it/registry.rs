@@ -32,6 +32,9 @@ fn train_registers_and_the_cli_lists_shows_promotes_and_rolls_back() {
     assert_eq!(j["registered"]["champion"], true, "the first version becomes the champion");
     let j = train(d, &table, &["--param", "num_leaves=7"], &[]);
     assert_eq!((j["registered"]["version"].as_u64(), j["registered"]["champion"].as_bool()), (Some(2), Some(false)));
+    // The same training again makes the same artifact: that version, not a third.
+    let again = train(d, &table, &["--param", "num_leaves=7"], &[]);
+    assert_eq!((again["registered"]["version"].as_u64(), again["registered"]["champion"].as_bool()), (Some(2), Some(false)), "{again}");
     let list = json_ok(&omen(d, &["registry", "list", "--json"]));
     assert_eq!(list["models"][0]["name"], "omen-failure", "{list}");
     assert_eq!(list["models"][0]["versions"], 2);
@@ -108,8 +111,9 @@ fn two_processes_promoting_at_once_exactly_one_wins() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let table = crate::train::table(d, 1500);
-    for _ in 0..3 {
-        train(d, &table, &[], &[]);
+    // Three different models (the same training twice is the same version).
+    for leaves in ["num_leaves=31", "num_leaves=7", "num_leaves=5"] {
+        train(d, &table, &["--param", leaves], &[]);
     }
     // Both saw version 1 as the champion: whatever the timing, one wins and one conflicts.
     let spawn = |v: &str| {
@@ -259,8 +263,9 @@ fn the_own_registry_works_on_s3_with_conditional_writes() {
     let d = dir.path();
     let table = crate::train::table(d, 1500);
     let reg = "s3://models/omen";
-    for _ in 0..2 {
-        train(d, &table, &["--registry", reg], &env);
+    // Two different models (the same one twice would be one version: same artifact).
+    for leaves in ["num_leaves=31", "num_leaves=7"] {
+        train(d, &table, &["--registry", reg, "--param", leaves], &env);
     }
     let list = json_ok(&omen_env(d, &["registry", "list", "--registry", reg, "--json"], &env));
     assert_eq!(list["models"][0]["versions"], 2, "{list}");

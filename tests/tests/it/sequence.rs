@@ -1,0 +1,193 @@
+//! `omen train sequence`: the LSTM forecaster and failure classifier trained on a small store
+//! (metrics ingested from a long CSV with gaps and NaN, deployments from JSON Lines), registered
+//! as `omen-sequence`, fetched back through the registry's checksum, and predicting.
+
+use std::fmt::Write as _;
+
+use omen_features::feature::{Role, Sample, WindowsBuilder};
+use omen_models::registry::{MlflowOptions, Registry, VersionRef};
+use omen_models::sequence::SequenceModel;
+use omen_tests::{json_ok, omen};
+
+const START: i64 = 1_794_000_000; // 2026-11-11, seconds
+const STEP: i64 = 30;
+const STEPS: i64 = 80; // 40 minutes of canary
+const N: usize = 90;
+
+/// xorshift in [0, 1).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// (deployment start s, failing, samples as (metric, role, ts s, value)).
+type Deployment = (i64, bool, Vec<(&'static str, Role, i64, f64)>);
+
+/// Canary and baseline of two metrics every 30 s; every other deployment leaks memory (and its
+/// latency creeps) from an onset between 2 and 12 minutes, and is rolled back. Scrapes go
+/// missing now and then and some values are NaN.
+fn history() -> Vec<Deployment> {
+    let mut rng = Rng(0x5eed);
+    (0..N)
+        .map(|i| {
+            let start = START + i as i64 * 7200;
+            let failing = i % 2 == 1;
+            let onset = 4 + (rng.next() * 20.0) as i64;
+            let level = 80.0 + 60.0 * rng.next(); // each deployment its own latency level
+            let mut samples = Vec::new();
+            for s in 0..STEPS {
+                let ts = start + s * STEP;
+                for role in [Role::Canary, Role::Baseline] {
+                    if rng.next() < 0.05 {
+                        continue; // a missed scrape
+                    }
+                    let leak = if failing && role == Role::Canary && s >= onset { (s - onset) as f64 } else { 0.0 };
+                    let memory = 500.0 + 10.0 * rng.next() + 4.0 * leak;
+                    let latency = level * (1.0 + 0.05 * (rng.next() - 0.5)) + 0.6 * leak;
+                    let latency = if rng.next() < 0.01 { f64::NAN } else { latency };
+                    samples.push(("memory_mb", role, ts, memory));
+                    samples.push(("latency_p99_ms", role, ts, latency));
+                }
+            }
+            (start, failing, samples)
+        })
+        .collect()
+}
+
+fn rfc3339(s: i64) -> String {
+    chrono::DateTime::from_timestamp(s, 0).unwrap().to_rfc3339()
+}
+
+fn write_store_inputs(dir: &std::path::Path, history: &[Deployment]) -> (String, String) {
+    let mut csv = String::from("ts,service,metric,value,role,deployment\n");
+    let mut jsonl = String::new();
+    for (i, (start, failing, samples)) in history.iter().enumerate() {
+        for (metric, role, ts, v) in samples {
+            let role = if *role == Role::Canary { "canary" } else { "baseline" };
+            let value = if v.is_nan() { "NaN".to_string() } else { format!("{v:.3}") };
+            writeln!(csv, "{},shop,{metric},{value},{role},d-{i:03}", rfc3339(*ts)).unwrap();
+        }
+        let end = start + STEPS * STEP;
+        let outcome = if *failing { "rolled_back" } else { "success" };
+        writeln!(
+            jsonl,
+            r#"{{"deployment_id":"d-{i:03}","service":"shop","version":"1.{i}","from_sha":null,"to_sha":"{i:040x}","started_at":"{}","ended_at":"{}","outcome":"{outcome}","steps":[{{"at":"{}","weight":10}},{{"at":"{}","weight":100}}]}}"#,
+            rfc3339(*start),
+            rfc3339(end),
+            rfc3339(*start),
+            rfc3339(start + 30 * 60)
+        )
+        .unwrap();
+    }
+    let m = dir.join("metrics.csv");
+    let d = dir.join("deployments.jsonl");
+    std::fs::write(&m, csv).unwrap();
+    std::fs::write(&d, jsonl).unwrap();
+    (m.display().to_string(), d.display().to_string())
+}
+
+#[test]
+fn train_sequence_registers_a_model_that_reloads_and_predicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = history();
+    let (metrics, deployments) = write_store_inputs(dir.path(), &history);
+    let store = dir.path().join("store");
+    let s = store.to_str().unwrap();
+    json_ok(&omen(dir.path(), &["ingest", "metrics", &metrics, "--store", s, "--json"]));
+    json_ok(&omen(dir.path(), &["ingest", "deployments", &deployments, "--store", s, "--json"]));
+
+    let out = dir.path().join("model");
+    let j = json_ok(&omen(
+        dir.path(),
+        &["train", "sequence", "--store", s, "--window", "40", "--stride", "4", "--holdout", "0.25",
+          "--param", "hidden=16", "--param", "epochs=40", "--param", "learning_rate=0.01", "--param", "horizon=6", "--param", "seed=3",
+          "--param", "quantiles=0.1,0.5,0.9", "--slo", "memory_mb<=600", "--out", out.to_str().unwrap(), "--json"],
+    ));
+    assert_eq!(j["model"], "omen-sequence");
+    assert_eq!(j["metrics"], serde_json::json!(["latency_p99_ms", "memory_mb"]));
+    assert_eq!(j["deployments_test"], 23, "{j}");
+    assert!(j["classifier"]["auc"].as_f64().unwrap() > 0.8, "held-out classifier: {}", j["classifier"]);
+    let f = &j["forecaster"];
+    assert!(f["mae"].as_f64().unwrap() < f["mae_persistence"].as_f64().unwrap(), "forecaster vs persistence: {j}");
+    let coverage = f["coverage"].as_f64().unwrap();
+    assert!((0.55..=0.98).contains(&coverage), "80 % interval covers {coverage}: {f}");
+    // predictive rollback on the held-out leaks: alarms before most breaches, none on healthy canaries
+    let r = &j["rollback"][0];
+    assert_eq!(r["metric"], "memory_mb");
+    let (breached, detected) = (r["breached"].as_u64().unwrap(), r["model_detected"].as_u64().unwrap());
+    assert!(breached >= 5 && 2 * detected >= breached, "{r}");
+    assert!(r["model_lead_before_breach_s"].as_f64().unwrap() >= 0.0, "{r}");
+    assert!(r["healthy"].as_u64().unwrap() >= 5 && r["model_false_alarms"].as_u64().unwrap() <= 1, "{r}");
+    assert_eq!(j["registered"]["name"], "omen-sequence");
+    assert_eq!(j["registered"]["version"], 1);
+    assert_eq!(j["registered"]["champion"], true);
+    // the burn training config is written beside the weights
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["seed"], 3);
+    assert_eq!(config["forecaster"]["lstm"]["d_hidden"], 16);
+
+    // Reloaded from the registry (checksum, format and schema checked) it predicts, and the
+    // file written by --out is the same model.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let registry = omen_models::registry::open(store.join("registry").to_str().unwrap(), Vec::<(String, String)>::new(), MlflowOptions::default()).unwrap();
+    let artifact = rt.block_on(registry.fetch("omen-sequence", &VersionRef::Alias("champion".into()))).unwrap();
+    assert_eq!(artifact.version().artifact.format, "omen-sequence/1");
+    let model = SequenceModel::from_verified(&artifact).unwrap();
+    let file = SequenceModel::from_bytes(&std::fs::read(out.join("model.omenseq")).unwrap()).unwrap();
+
+    // The held-out deployments, 20 minutes in: failing canaries score higher.
+    let (mut failing, mut healthy) = (Vec::new(), Vec::new());
+    for (start, fails, samples) in &history[N - 20..] {
+        let mut b = WindowsBuilder::new(start * 1_000_000, None, None, vec![]);
+        for (m, role, ts, v) in samples {
+            b.extend(m, *role, [Sample { ts: ts * 1_000_000, series: 0, value: *v }]);
+        }
+        let w = b.finish();
+        let input = model.encode(&w, (start + 20 * 60) * 1_000_000, start * 1_000_000);
+        let p = model.failure_probability(&input).unwrap();
+        assert_eq!(p, file.failure_probability(&input).unwrap());
+        let forecast = model.forecast(&input).unwrap();
+        assert_eq!(forecast.len(), 2);
+        assert_eq!(forecast[1].metric, "memory_mb");
+        assert_eq!(forecast[1].quantiles.len(), 6);
+        assert!(forecast[1].quantiles.iter().all(|q| q[0] <= q[1] && q[1] <= q[2]));
+        // in the metric's units: memory sits around 500 MB
+        assert!((300.0..2000.0).contains(&forecast[1].quantiles[0][1]), "{:?}", forecast[1]);
+        if *fails { failing.push(p) } else { healthy.push(p) }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    assert!(mean(&failing) > mean(&healthy) + 0.3, "failing {failing:?} healthy {healthy:?}");
+    // a metric the model was not trained on is an error naming it
+    let w = WindowsBuilder::new(0, None, None, vec![]).finish();
+    let input = model.encode(&w, 600_000_000, 0);
+    assert_eq!(input.missing, vec!["latency_p99_ms".to_string(), "memory_mb".to_string()]);
+    let err = model.forecast_metric(&input, "cpu_seconds").unwrap_err().to_string();
+    assert!(err.contains("cpu_seconds"), "{err}");
+}
+
+#[test]
+fn train_sequence_names_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let s = store.to_str().unwrap();
+    // an empty store: no deployments
+    let out = omen(dir.path(), &["train", "sequence", "--store", s, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("deployments"), "{err}");
+    // an SLO that is not one
+    let out = omen(dir.path(), &["train", "sequence", "--store", s, "--slo", "memory_mb=600"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("memory_mb=600"));
+    // an unknown hyperparameter
+    let out = omen(dir.path(), &["train", "sequence", "--store", s, "--param", "hiden=3"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hiden"));
+    // failure still needs its table
+    let out = omen(dir.path(), &["train", "failure", "--store", s]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}
