@@ -15,7 +15,7 @@
 # the server's RSS sampled every second; then a short closed loop to see it answer again.
 # The load client shares the 2 cores with the servers (its CPU time is in the raw results).
 # The anchors run from a virtual environment this script creates.
-# Usage: bench/serve.sh [SECONDS per point, 15] [OVERLOAD seconds, 30]
+# Usage: [PROFILE=dev] bench/serve.sh [SECONDS per point, 15] [OVERLOAD seconds, 30]
 # Raw JSON lines: $RESULTS (default ~/.cache/omen/bench-serve-<time>.jsonl), and the server's
 # /metrics after the overload beside it (-server-metrics.txt).
 set -euo pipefail
@@ -28,8 +28,15 @@ VENV="$HOME/.cache/omen/bench-venv"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -c "import numpy, pyarrow, lightgbm, mlflow, pandas" 2>/dev/null \
   || "$VENV/bin/pip" install -q numpy==2.3.5 pyarrow==21.0.0 lightgbm==4.6.0 mlflow==3.17.2
-cargo build --release --workspace --bins --examples -q
-R="$CARGO_TARGET_DIR/release"
+# PROFILE=dev measures the dev binaries (every crate at opt-level 2 there, debug assertions on)
+# where a release build is not at hand; echo and omen-serve are then built alike.
+if [ "${PROFILE:-release}" = dev ]; then
+  cargo build --workspace --bins --examples -q
+  R="$CARGO_TARGET_DIR/debug"
+else
+  cargo build --release --workspace --bins --examples -q
+  R="$CARGO_TARGET_DIR/release"
+fi
 OMEN="$R/omen" SERVE="$R/omen-serve" LOAD="$R/examples/omen-load" ECHO="$R/examples/omen-echo"
 PY="$VENV/bin/python"
 export MLFLOW_DISABLE_TELEMETRY=true MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false

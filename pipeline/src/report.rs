@@ -30,8 +30,13 @@ fn mins(v: Option<f64>) -> String {
 
 /// A line chart on [0, x_max] × [0, y_max]; `diagonal` draws y = x dashed.
 fn line_chart(x_label: &str, y_label: &str, series: &[(String, &str, Vec<[f64; 2]>)], x_max: f64, y_max: f64, diagonal: bool, markers: bool) -> String {
-    let (w, h, l, r, t, b) = (460.0, 340.0, 52.0, 16.0, 14.0, 44.0);
-    let (pw, ph) = (w - l - r, h - t - b);
+    // The legend goes under the axis title, one line per series, so it never hides a curve
+    // (ROC and calibration curves run through the top right, PR curves through the top left).
+    let shown = series.iter().filter(|x| !x.2.is_empty()).count() as f64;
+    let (w, l, r, t, b) = (460.0, 52.0, 16.0, 14.0, 44.0);
+    let ph = 282.0;
+    let h = t + ph + b + 16.0 * shown + 4.0;
+    let pw = w - l - r;
     let sx = |x: f64| l + (x / x_max).clamp(0.0, 1.0) * pw;
     let sy = |y: f64| t + ph - (y / y_max).clamp(0.0, 1.0) * ph;
     let mut s = format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="11">"#);
@@ -55,10 +60,7 @@ fn line_chart(x_label: &str, y_label: &str, series: &[(String, &str, Vec<[f64; 2
     if diagonal {
         let _ = write!(s, r##"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#bbb" stroke-dasharray="4 3"/>"##, sx(0.0), sy(0.0), sx(x_max), sy(y_max));
     }
-    for (i, (name, color, pts)) in series.iter().enumerate() {
-        if pts.is_empty() {
-            continue;
-        }
+    for (i, (name, color, pts)) in series.iter().filter(|x| !x.2.is_empty()).enumerate() {
         let path: Vec<String> = pts.iter().map(|p| format!("{:.1},{:.1}", sx(p[0]), sy(p[1]))).collect();
         let _ = write!(s, r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2"/>"#, path.join(" "));
         if markers {
@@ -66,14 +68,14 @@ fn line_chart(x_label: &str, y_label: &str, series: &[(String, &str, Vec<[f64; 2
                 let _ = write!(s, r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"/>"#, sx(p[0]), sy(p[1]));
             }
         }
-        let ly = t + 14.0 + 15.0 * i as f64;
-        let _ = write!(s, r#"<rect x="{}" y="{}" width="10" height="10" fill="{color}"/><text x="{}" y="{}">{}</text>"#, l + pw - 170.0, ly - 9.0, l + pw - 156.0, ly, esc(name));
+        let ly = t + ph + b + 12.0 + 16.0 * i as f64;
+        let _ = write!(s, r#"<rect x="{l}" y="{}" width="10" height="10" fill="{color}"/><text x="{}" y="{}">{}</text>"#, ly - 9.0, l + 14.0, ly, esc(name));
     }
     let _ = write!(
         s,
         r#"<text x="{}" y="{}" text-anchor="middle">{}</text><text transform="translate(12,{}) rotate(-90)" text-anchor="middle">{}</text></svg>"#,
         l + pw / 2.0,
-        h - 6.0,
+        t + ph + 32.0,
         esc(x_label),
         t + ph / 2.0,
         esc(y_label)
@@ -85,13 +87,18 @@ fn trim(v: f64) -> String {
     if (v - v.round()).abs() < 1e-9 { format!("{}", v.round()) } else { format!("{v:.1}") }
 }
 
-/// Horizontal grouped bars: one group per row, one bar per (value, color); `legend` names them.
-fn bar_chart(rows: &[(String, Vec<Option<f64>>)], legend: &[(String, &str)], max: f64, fmt: &dyn Fn(f64) -> String) -> String {
+/// Horizontal grouped bars: one group per row, one bar per (value, color); `legend` names them;
+/// `none` is written where a value is missing. Bars are scaled to `max`.
+fn bar_chart(rows: &[(String, Vec<Option<f64>>)], legend: &[(String, &str)], max: f64, none: &str, fmt: &dyn Fn(f64) -> String) -> String {
     let groups = legend.len().max(1);
     let bar = 14.0;
     let gap = 10.0;
-    let (l, w) = (230.0, 720.0);
-    let pw = w - l - 80.0;
+    // The label column fits the longest label (about 6.2 px a character at 11 px sans-serif),
+    // so long feature names are not cut at the left edge.
+    let longest = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0) as f64;
+    let l = (longest * 6.2 + 14.0).clamp(120.0, 420.0);
+    let pw = 460.0;
+    let w = (l + pw + 80.0).max(l + 170.0 * legend.len() as f64);
     let h = 30.0 + rows.len() as f64 * (bar * groups as f64 + gap) + 10.0;
     let mut s = format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="11">"#);
     for (i, (name, color)) in legend.iter().enumerate() {
@@ -112,7 +119,7 @@ fn bar_chart(rows: &[(String, Vec<Option<f64>>)], legend: &[(String, &str)], max
                     let _ = write!(s, r#"<rect x="{l}" y="{by}" width="{bw:.1}" height="{}" fill="{color}"/><text x="{}" y="{}">{}</text>"#, bar - 2.0, l + bw + 4.0, by + bar - 4.0, esc(&fmt(*v)));
                 }
                 None => {
-                    let _ = write!(s, r##"<text x="{}" y="{}" fill="#999">n/a</text>"##, l + 4.0, by + bar - 4.0);
+                    let _ = write!(s, r##"<text x="{}" y="{}" fill="#999">{}</text>"##, l + 4.0, by + bar - 4.0, esc(none));
                 }
             }
         }
@@ -140,7 +147,7 @@ fn histogram(series: &[(String, &str, Vec<f64>)]) -> String {
         .collect();
     let max = rows.iter().flat_map(|r| r.1.iter().flatten().copied()).fold(0.0, f64::max);
     let legend: Vec<(String, &str)> = series.iter().map(|s| (s.0.clone(), s.1)).collect();
-    bar_chart(&rows, &legend, max, &|v| format!("{v:.0}"))
+    bar_chart(&rows, &legend, max, "n/a", &|v| format!("{v:.0}"))
 }
 
 fn mode_rows(m: &[ModeFigures], judge: &[ModeFigures]) -> String {
@@ -287,8 +294,9 @@ small,.note{color:#666;font-size:12px}
             esc(&label(m)),
             bar_chart(
                 &modes,
-                &[(format!("{} detection", label(m)), color(i)), ("judge detection".into(), JUDGE), ("median lead".into(), "#17becf")],
+                &[(format!("{} detection", label(m)), color(i)), ("judge detection".into(), JUDGE), ("median lead over judge".into(), "#17becf")],
                 max,
+                "not detected",
                 &|v| format!("{v:.0} min")
             ),
             histogram(&[(format!("{}: lead over judge", label(m)), color(i), m.lead.minutes.clone())]),
@@ -296,7 +304,7 @@ small,.note{color:#666;font-size:12px}
         );
     }
     // False rollbacks.
-    s.push_str(r#"<h2 id="false-rollbacks">False-rollback rate</h2><p class="note">Healthy deployments rolled back, overall and per false-alarm bait.</p>"#);
+    s.push_str(r#"<h2 id="false-rollbacks">False-rollback rate</h2>"#);
     let mut rows: Vec<(String, Vec<Option<f64>>)> = vec![(
         "all healthy".into(),
         e.models.iter().map(|m| m.decisions.false_rollback_rate).chain([j.false_rollback_rate]).collect(),
@@ -314,7 +322,15 @@ small,.note{color:#666;font-size:12px}
     }
     let mut legend: Vec<(String, &str)> = e.models.iter().enumerate().map(|(i, m)| (label(m), color(i))).collect();
     legend.push(("reference judge".into(), JUDGE));
-    s.push_str(&bar_chart(&rows, &legend, 1.0, &|v| format!("{:.1} %", v * 100.0)));
+    // Rates of a few per cent would be slivers on a 0–100 % axis: scale to the largest shown.
+    let top = rows.iter().flat_map(|r| r.1.iter().flatten().copied()).fold(0.0, f64::max);
+    let scale = (top * 1.2).clamp(0.05, 1.0);
+    let _ = write!(
+        s,
+        r#"<p class="note">Healthy deployments rolled back, overall and per false-alarm bait (bars scaled to {:.0} %).</p>{}"#,
+        scale * 100.0,
+        bar_chart(&rows, &legend, scale, "n/a", &|v| format!("{:.1} %", v * 100.0))
+    );
     // Recall per mode.
     s.push_str(r#"<h2 id="recall-by-mode">Recall per failure mode</h2>"#);
     let mut rows: Vec<(String, Vec<Option<f64>>)> = vec![(
@@ -326,20 +342,20 @@ small,.note{color:#666;font-size:12px}
         v.push(f.judge_recall);
         rows.push((format!("{} ({} deployments)", f.mode, f.deployments), v));
     }
-    s.push_str(&bar_chart(&rows, &legend, 1.0, &|v| format!("{:.1} %", v * 100.0)));
+    s.push_str(&bar_chart(&rows, &legend, 1.0, "n/a", &|v| format!("{:.1} %", v * 100.0)));
     // Importance.
     s.push_str(r#"<h2 id="importance">Feature importance</h2><p class="note">Mean |TreeSHAP| over the held-out rows (log-odds), and the share of the split gain.</p>"#);
     for (i, m) in e.models.iter().enumerate() {
         let rows: Vec<(String, Vec<Option<f64>>)> = m.importance.iter().map(|f| (f.feature.clone(), vec![Some(f.mean_abs_shap)])).collect();
         let max = m.importance.iter().map(|f| f.mean_abs_shap).fold(0.0, f64::max);
-        let _ = write!(s, "<h3>{}</h3>{}<table><tr><th>feature</th><th>mean |SHAP|</th><th>gain share</th></tr>", esc(&label(m)), bar_chart(&rows, &[("mean |SHAP|".into(), color(i))], max, &|v| format!("{v:.3}")));
+        let _ = write!(s, "<h3>{}</h3>{}<table><tr><th>feature</th><th>mean |SHAP|</th><th>gain share</th></tr>", esc(&label(m)), bar_chart(&rows, &[("mean |SHAP|".into(), color(i))], max, "n/a", &|v| format!("{v:.3}")));
         for f in &m.importance {
             let _ = write!(s, "<tr><td>{}</td><td>{:.4}</td><td>{:.1} %</td></tr>", esc(&f.feature), f.mean_abs_shap, f.gain * 100.0);
         }
         s.push_str("</table>");
     }
     // Profiles.
-    s.push_str(r#"<h2 id="profiles">Profile mix</h2>"#);
+    s.push_str(r#"<h2 id="profiles">Profile mix</h2><p class="note">Share of requests per behavioural profile (k-means over clients' request mixes), each named by its most frequent route.</p>"#);
     if e.profiles.is_empty() {
         s.push_str("<p>No profile set in the store (<code>omen profiles fit</code> makes one).</p>");
     }
@@ -347,10 +363,10 @@ small,.note{color:#666;font-size:12px}
         let rows: Vec<(String, Vec<Option<f64>>)> = p.profiles.iter().map(|x| (format!("{}: {}", x.id, x.top_route), vec![Some(x.share)])).collect();
         let _ = write!(
             s,
-            "<h3>{} {}</h3>{}",
+            "<h3>profile set {} {}</h3>{}",
             esc(&p.version),
             p.service.as_deref().map(|x| format!("({})", esc(x))).unwrap_or_else(|| "(all services)".into()),
-            bar_chart(&rows, &[("share of requests".into(), COLORS[2])], 1.0, &|v| format!("{:.1} %", v * 100.0))
+            bar_chart(&rows, &[("share of requests".into(), COLORS[2])], 1.0, "n/a", &|v| format!("{:.1} %", v * 100.0))
         );
     }
     s.push_str("<p class=\"note\">Every figure of this page is in metrics.json beside it.</p></body></html>\n");

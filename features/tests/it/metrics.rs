@@ -460,8 +460,11 @@ fn deployments_jsonl_and_csv_give_the_same_rows() {
     assert!(jr.is_empty() && cr.is_empty(), "{jr:?} {cr:?}");
     assert_deployments_schema(&j);
     assert_deployments_schema(&c);
-    let without_source = |df: &DataFrame| df.drop_many(["source_file", "source_line"]);
+    // The CSV has one column beyond the contract (`extra`, "x" for d1): kept in `extra`.
+    let without_source = |df: &DataFrame| df.drop_many(["source_file", "source_line", "extra"]);
     assert!(without_source(&j).equals_missing(&without_source(&c)));
+    assert_eq!(strs(&j, "extra"), vec![None, None, None]);
+    assert_eq!(strs(&c, "extra"), vec![Some(r#"{"extra":"x"}"#.into()), None, None]);
     assert_eq!(strs(&j, "outcome"), vec![Some("success".into()), None, Some("rolled_back".into())]);
     assert_eq!(strs(&j, "version"), some(&["1.4.0", "7", "2"]));
     assert_eq!(
