@@ -182,7 +182,7 @@ pub fn html(e: &Evaluation) -> String {
 body{font-family:sans-serif;margin:24px auto;max-width:1000px;color:#222;line-height:1.4}
 h1{font-size:22px}h2{font-size:17px;margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
 table{border-collapse:collapse;margin:8px 0;font-size:13px}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
-th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}.charts{display:flex;flex-wrap:wrap;gap:16px}
+th{background:#f4f4f4}td:first-child{white-space:nowrap}td:first-child,th:first-child{text-align:left}.charts{display:flex;flex-wrap:wrap;gap:16px}
 small,.note{color:#666;font-size:12px}
 </style></head><body><h1>omen evaluation</h1>"#,
     );
@@ -246,7 +246,22 @@ small,.note{color:#666;font-size:12px}
     let label = |m: &crate::evaluate::ModelFigures| format!("{} v{}", m.name, m.version);
     // ROC and PR.
     let roc: Vec<_> = e.models.iter().enumerate().map(|(i, m)| (format!("{} (AUC {})", label(m), num(m.classifier.auc)), color(i), m.roc.clone())).collect();
-    let pr: Vec<_> = e.models.iter().enumerate().map(|(i, m)| (format!("{} (AP {})", label(m), num(m.classifier.pr_auc)), color(i), m.pr.clone())).collect();
+    // Tied scores (many rows at p ≈ 1) make the first point of the PR curve land at a large
+    // recall; draw its precision back to recall 0, as the curve's step function has it.
+    let pr: Vec<_> = e
+        .models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mut pts = m.pr.clone();
+            if let Some(&[r, p]) = pts.first() {
+                if r > 0.0 {
+                    pts.insert(0, [0.0, p]);
+                }
+            }
+            (format!("{} (AP {})", label(m), num(m.classifier.pr_auc)), color(i), pts)
+        })
+        .collect();
     let _ = write!(
         s,
         r#"<div class="charts"><div><h2 id="roc">ROC curve</h2>{}</div><div><h2 id="pr">Precision–recall curve</h2>{}</div></div><p class="note">Over the held-out rows (deployment × checkpoint).</p>"#,
