@@ -185,7 +185,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     holdout,
                     params: gbdt_params(&params)?,
                     out,
-                    baselines,
+                    baselines: if baselines { omen_pipeline::train::Baselines::All } else { omen_pipeline::train::Baselines::None },
                 };
                 let t0 = std::time::Instant::now();
                 let table = omen_pipeline::train::load_table(&args.features).await?;

@@ -128,7 +128,7 @@ pub async fn run(store: &Store, registry: &AnyRegistry, config: &Config, metrics
             holdout: HOLDOUT,
             params: omen_models::gbdt::GbdtParams { seed: 1, ..Default::default() },
             out: None,
-            baselines: false,
+            baselines: crate::train::Baselines::None,
         };
         let df = table.clone();
         let trained = tokio::task::block_in_place(|| crate::train::train(&args, df, 0.0))?;

@@ -342,7 +342,7 @@ async fn run_locked(
         holdout,
         params: rc.gbdt.clone(),
         out: None,
-        baselines: kind == TrainKind::Failure && rc.baseline,
+        baselines: if kind == TrainKind::Failure && rc.baseline { crate::train::Baselines::RandomForest } else { crate::train::Baselines::None },
     };
     let fargs = args_for(TrainKind::Failure, "label_failed");
     let failure = {
