@@ -104,6 +104,50 @@ impl Drop for ChildGuard {
     }
 }
 
+/// An S3-compatible server (moto, from the tests' venv) on a free port of 127.0.0.1, stopped
+/// when dropped, with the buckets asked for.
+#[derive(Debug)]
+pub struct Moto {
+    _server: ChildGuard,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start(buckets: &[&str]) -> Moto {
+        let port = free_port();
+        let server = ChildGuard(
+            Command::new(python().unwrap().parent().unwrap().join("moto_server"))
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("starting moto_server"),
+        );
+        wait_for_port(port, Duration::from_secs(30)).unwrap();
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let mut args = vec![endpoint.as_str()];
+        args.extend_from_slice(buckets);
+        run_python(
+            "import sys, boto3\ns3 = boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1')\nfor b in sys.argv[2:]:\n    s3.create_bucket(Bucket=b)",
+            &args,
+        )
+        .unwrap();
+        Moto { _server: server, endpoint }
+    }
+
+    /// The `AWS_*` variables omen (object_store) reads to reach it.
+    pub fn env(&self) -> [(&'static str, &str); 5] {
+        [
+            ("AWS_ENDPOINT", self.endpoint.as_str()),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+        ]
+    }
+}
+
 /// The files installed into the tests' virtual environment: `tests/requirements.txt`, which
 /// includes the second (`-r`). The venv is stamped with their contents, concatenated in this
 /// order (`.ci/run` writes the same stamp), so a change to either reinstalls.

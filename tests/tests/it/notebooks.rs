@@ -4,10 +4,9 @@
 //! notebooks are committed without outputs.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output};
 
-use omen_tests::{ChildGuard, free_port, json_ok, omen, python, run_python, wait_for_port, workspace_root};
+use omen_tests::{Moto, json_ok, omen, python, run_python, workspace_root};
 
 use crate::serve::train;
 
@@ -114,30 +113,18 @@ fn every_notebook_runs_against_a_store_made_with_the_cli() {
 
     // The same store on S3 (a moto server on loopback, credentials and endpoint from the AWS_*
     // variables omen itself reads) prints the same, the store's name aside.
-    let port = free_port();
-    let moto = python().unwrap().parent().unwrap().join("moto_server");
-    let _server = ChildGuard(
-        Command::new(moto).args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("starting moto_server"),
-    );
-    wait_for_port(port, Duration::from_secs(30)).unwrap();
-    let endpoint = format!("http://127.0.0.1:{port}");
+    let moto = Moto::start(&["omen"]);
+    let endpoint = moto.endpoint.clone();
     let upload = r#"
 import sys, pathlib, boto3
 s3 = boto3.client("s3", endpoint_url=sys.argv[1], aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
-s3.create_bucket(Bucket="omen")
 root = pathlib.Path(sys.argv[2])
 for p in sorted(root.rglob("*")):
     if p.is_file():
         s3.upload_file(str(p), "omen", "analysts/" + p.relative_to(root).as_posix())
 "#;
     run_python(upload, &[&endpoint, store.to_str().unwrap()]).unwrap();
-    let creds = [
-        ("AWS_ENDPOINT", endpoint.as_str()),
-        ("AWS_ALLOW_HTTP", "true"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_REGION", "us-east-1"),
-    ];
+    let creds = moto.env();
     let out_s3 = root.join("executed-s3");
     let run = run_notebooks_env("s3://omen/analysts", &refs, &out_s3, &creds);
     assert!(run.status.success(), "on S3: {}\n{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));

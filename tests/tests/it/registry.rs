@@ -5,9 +5,8 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use omen_tests::{ChildGuard, bin, free_port, json_ok, omen, omen_env, python, run_python, wait_for_port};
+use omen_tests::{ChildGuard, Moto, bin, json_ok, omen, omen_env};
 
 fn train(dir: &Path, table: &Path, extra: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
     let mut args = vec![
@@ -235,30 +234,8 @@ fn walk(p: &Path) -> Vec<String> {
 
 #[test]
 fn the_own_registry_works_on_s3_with_conditional_writes() {
-    let py = python().unwrap();
-    let port = free_port();
-    let _server = ChildGuard(
-        Command::new(py.parent().unwrap().join("moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting moto_server"),
-    );
-    wait_for_port(port, Duration::from_secs(30)).unwrap();
-    let endpoint = format!("http://127.0.0.1:{port}");
-    run_python(
-        "import sys, boto3; boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1').create_bucket(Bucket='models')",
-        &[&endpoint],
-    )
-    .unwrap();
-    let env = [
-        ("AWS_ENDPOINT", endpoint.as_str()),
-        ("AWS_ALLOW_HTTP", "true"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_REGION", "us-east-1"),
-    ];
+    let moto = Moto::start(&["models"]);
+    let env = moto.env();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let table = crate::train::table(d, 1500);

@@ -1,37 +1,11 @@
 //! The store on S3: a real S3-compatible server (moto) on 127.0.0.1, read back by pyarrow.
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
-use omen_tests::{ChildGuard, free_port, json_ok, omen_env, python, run_python, wait_for_port};
+use omen_tests::{Moto, json_ok, omen_env, run_python};
 
 #[test]
 fn ingest_into_s3_is_readable_and_idempotent() {
-    let py = python().unwrap();
-    let port = free_port();
-    let moto = py.parent().unwrap().join("moto_server");
-    let _server = ChildGuard(
-        Command::new(moto)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting moto_server"),
-    );
-    wait_for_port(port, Duration::from_secs(30)).unwrap();
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let creds = [
-        ("AWS_ENDPOINT", endpoint.as_str()),
-        ("AWS_ALLOW_HTTP", "true"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_REGION", "us-east-1"),
-    ];
-    run_python(
-        "import sys, boto3; boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1').create_bucket(Bucket='omen')",
-        &[&endpoint],
-    )
-    .unwrap();
+    let moto = Moto::start(&["omen"]);
+    let creds = moto.env();
 
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("a.log");
@@ -59,7 +33,7 @@ t = ds.dataset("omen/prod/requests", filesystem=s3, format="parquet", partitioni
 keys = [i.path for i in s3.get_file_info(fs.FileSelector("omen/prod", recursive=True)) if i.type == fs.FileType.File]
 print(json.dumps({"rows": t.num_rows, "dates": sorted(set(t.column("date").to_pylist())), "keys": keys}))
 "#;
-    let v: serde_json::Value = serde_json::from_str(&run_python(script, &[&endpoint]).unwrap()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&run_python(script, &[&moto.endpoint]).unwrap()).unwrap();
     assert_eq!(v["rows"], 2, "{v}");
     assert_eq!(v["dates"], serde_json::json!(["2026-11-20", "2026-11-21"]));
     let keys = v["keys"].to_string();
