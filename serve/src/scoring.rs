@@ -84,10 +84,11 @@ impl ContextCache {
 }
 
 /// The default judge parameters per set of metric names. Callers send the same few sets over
-/// and over; building and checking parameters per call would cost more than judging. Bounded:
+/// and over; building and checking parameters per call would cost more than judging. Keyed by
+/// the sorted, distinct names, each after its length (so no two sets share a key). Bounded:
 /// when full it starts again.
 #[derive(Debug, Clone, Default)]
-pub struct JudgeCache(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Vec<String>, Option<std::sync::Arc<ValidJudgeParams>>>>>);
+pub struct JudgeCache(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Option<std::sync::Arc<ValidJudgeParams>>>>>);
 
 impl JudgeCache {
     const CAPACITY: usize = 1024;
@@ -96,16 +97,21 @@ impl JudgeCache {
         let mut names: Vec<&str> = r.metrics.iter().map(|m| m.metric.as_str()).collect();
         names.sort_unstable();
         names.dedup();
+        let mut key = String::new();
+        for n in &names {
+            key.push_str(&n.len().to_string());
+            key.push(':');
+            key.push_str(n);
+        }
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        // Looked up by the borrowed names; the owned key is made only on a miss.
-        if let Some((_, v)) = map.iter().find(|(k, _)| k.len() == names.len() && k.iter().zip(&names).all(|(a, b)| a == b)) {
+        if let Some(v) = map.get(&key) {
             return v.clone();
         }
         let v = judge_params(&names).map(std::sync::Arc::new);
         if map.len() >= Self::CAPACITY {
             map.clear();
         }
-        map.insert(names.iter().map(|n| n.to_string()).collect(), v.clone());
+        map.insert(key, v.clone());
         v
     }
 }
