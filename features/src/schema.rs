@@ -99,9 +99,9 @@ impl DatasetSchema {
         self.columns.iter().find(|c| c.name == name)
     }
 
-    /// Every dataset omen writes at ingest.
+    /// Every dataset omen writes at ingest, and `anomalies/` (`omen detect`).
     pub fn all() -> &'static [&'static DatasetSchema] {
-        static ALL: [&DatasetSchema; 6] = [&REQUESTS, &COMMITS, &COMMIT_FILES, &METRICS, &DEPLOYMENTS, &REJECTS];
+        static ALL: [&DatasetSchema; 7] = [&REQUESTS, &COMMITS, &COMMIT_FILES, &METRICS, &DEPLOYMENTS, &ANOMALIES, &REJECTS];
         &ALL
     }
 
@@ -236,6 +236,27 @@ pub static DEPLOYMENTS: DatasetSchema = DatasetSchema {
         opt("extra", Str, "the record's other fields as a JSON object, keys sorted (the simulator's `failure_mode`, `p_failure`, `bait`, …); null when none"),
         col("source_file", Str, "the file the record came from"),
         col("source_line", Int64, "line (JSON Lines) or record (CSV, header is line 1) number"),
+    ],
+};
+
+pub static ANOMALIES: DatasetSchema = DatasetSchema {
+    name: "anomalies",
+    partition_by: &["service", "date"],
+    doc: "One row per alarm of `omen detect`: a run of steps of one series (service, metric, label \
+          set) scoring at or above the threshold. `<detector>[-v<model version>].parquet` in each \
+          partition holds one detector's alarms; a rerun replaces the rows of the series and time it \
+          scanned.",
+    columns: &[
+        col("ts", Timestamp, "start of the first alarmed step, UTC"),
+        col("end_ts", Timestamp, "end of the last alarmed step"),
+        col("peak_ts", Timestamp, "start of the highest-scoring step"),
+        col("metric", Str, "metric name"),
+        col("labels", Str, "the series' labels, as in `metrics/`"),
+        col("score", Float64, "the highest step score of the alarm (a z-score-like standardised residual)"),
+        col("threshold", Float64, "the threshold the run alarmed at"),
+        col("steps", Int64, "steps at or above the threshold"),
+        col("detector", Str, "`lstm` (the omen-sequence series forecaster), `zscore` or `ewma`"),
+        opt("model_version", Int64, "the omen-sequence version for `lstm`; null for the baselines"),
     ],
 };
 

@@ -105,6 +105,9 @@ pub enum Command {
     Quickstart,
     /// Write a simulated deployment history (logs, git, metrics, deployments, omen.toml) to DIR
     Simulate(SimulateArgs),
+    /// Detect anomalies in the store's metric series (one per service, metric and label set)
+    /// and write them to anomalies/; with --labels, event-level precision, recall and F1
+    Detect(DetectCli),
     /// Evaluate models on a time-ordered hold-out of the store's deployments: classifier figures
     /// and canary decisions replayed against the `mann-whitney` reference judge
     Evaluate {
@@ -127,6 +130,55 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct DetectCli {
+    /// Only this service's series
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Only the series this selector matches: `name`, `name{label="v",label=~"re",…}`, `{…}`
+    #[arg(long, value_name = "SELECTOR")]
+    pub series: Option<String>,
+    /// Only samples at or after this time (RFC 3339, YYYY-MM-DD or Unix seconds)
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Only samples at or before this time
+    #[arg(long, value_name = "T")]
+    pub until: Option<String>,
+    /// The detector: the omen-sequence model's series forecaster, or a baseline
+    #[arg(long, value_enum, default_value = "lstm")]
+    pub detector: omen_pipeline::detect::DetectorChoice,
+    /// The omen-sequence version for `lstm`: NAME@ALIAS, NAME/VERSION or NAME/latest
+    #[arg(long, default_value = "omen-sequence@champion")]
+    pub model: String,
+    /// Alarm when a step's score (a standardised residual or z-score) reaches this
+    #[arg(long, default_value_t = 6.0)]
+    pub threshold: f64,
+    /// Resampling step of the baselines (`lstm` uses its model's)
+    #[arg(long, default_value = "60s", value_parser = positive_duration)]
+    pub step: std::time::Duration,
+    /// Alarmed runs at most this many steps apart are one alarm
+    #[arg(long, default_value_t = 2)]
+    pub merge_gap: usize,
+    /// zscore: steps of history
+    #[arg(long, default_value_t = 30)]
+    pub zscore_window: usize,
+    /// ewma: weight of the newest value
+    #[arg(long, default_value_t = 0.1)]
+    pub ewma_alpha: f64,
+    /// Labelled windows (CSV `service,series,start,end`): report event-level precision, recall, F1
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// More thresholds to evaluate --labels at (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "X,Y,…")]
+    pub sweep: Vec<f64>,
+    /// An alarm this long after a labelled window's end still counts for it
+    #[arg(long, default_value = "0s", value_parser = duration_or_zero)]
+    pub slack: std::time::Duration,
+    /// Report only; do not write anomalies/
+    #[arg(long)]
+    pub no_write: bool,
 }
 
 #[derive(Debug, Args)]
@@ -406,6 +458,13 @@ fn positive_number(s: &str) -> Result<f64, String> {
         Ok(v) => Err(format!("must be a positive number, got {v}")),
         Err(_) => Err(format!("`{s}` is not a number")),
     }
+}
+
+fn duration_or_zero(s: &str) -> Result<std::time::Duration, String> {
+    if s.trim() == "0" || s.trim() == "0s" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    positive_duration(s)
 }
 
 fn positive_duration(s: &str) -> Result<std::time::Duration, String> {

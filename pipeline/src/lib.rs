@@ -3,6 +3,7 @@
 //! lives here and takes plain values.
 
 pub mod config;
+pub mod detect;
 pub mod error;
 pub mod evaluate;
 pub mod features;

@@ -209,6 +209,44 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 print(json, &summary, || summary.human())?;
             }
+            Command::Detect(d) => {
+                let selector = d
+                    .series
+                    .as_deref()
+                    .map(omen_pipeline::detect::Selector::parse)
+                    .transpose()
+                    .map_err(|m| anyhow::anyhow!("--series: {m}"))?;
+                let time = |flag: &str, v: &Option<String>| {
+                    v.as_deref().map(omen_pipeline::detect::parse_time).transpose().map_err(|m| anyhow::anyhow!("{flag}: {m}"))
+                };
+                let args = omen_pipeline::detect::DetectArgs {
+                    filter: omen_pipeline::detect::SeriesFilter {
+                        service: d.service.clone(),
+                        selector,
+                        since_us: time("--since", &d.since)?,
+                        until_us: time("--until", &d.until)?,
+                    },
+                    detector: d.detector,
+                    threshold: d.threshold,
+                    model: d.model.clone(),
+                    step_us: d.step.as_micros() as i64,
+                    merge_gap: d.merge_gap,
+                    zscore: omen_models::sequence::detect::ZScoreParams { window: d.zscore_window, min_history: (d.zscore_window / 3).max(2) },
+                    ewma: omen_models::sequence::detect::EwmaParams { alpha: d.ewma_alpha, ..Default::default() },
+                    labels: d.labels.clone(),
+                    sweep: d.sweep.clone(),
+                    slack_us: d.slack.as_micros() as i64,
+                    write: !d.no_write,
+                };
+                let model = if d.detector == omen_pipeline::detect::DetectorChoice::Lstm {
+                    let registry = open_registry(&registry_url)?;
+                    Some(omen_pipeline::detect::load_detector_model(&registry, &d.model).await?)
+                } else {
+                    None
+                };
+                let report = omen_pipeline::detect::detect(&store, model.as_ref().map(|(m, v)| (m, *v)), &args).await?;
+                print(json, &report, || report.human())?;
+            }
             Command::Evaluate { report, models, holdout } => {
                 let mut cfg = config.evaluate.clone();
                 if let Some(h) = holdout {

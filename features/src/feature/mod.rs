@@ -52,6 +52,7 @@ mod change;
 mod params;
 pub mod request;
 pub mod sequence;
+pub mod series;
 mod value;
 mod window;
 

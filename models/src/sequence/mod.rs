@@ -9,6 +9,9 @@
 //! - [`model`]: the burn modules and their `#[derive(Config)]`s.
 //! - [`train`]: `SequenceParams -> check() -> ValidSequenceParams`, the fits (Adam, cosine
 //!   schedule, early stopping, seed), and [`predict_rows`], the one inference path.
+//! - [`detect`]: anomaly detection over single metric series (`omen detect`): the series
+//!   forecaster's residual detector, rolling z-score and EWMA baselines, alarms and their
+//!   event-level evaluation.
 //! - [`rollback`]: predictive rollback, the probability that a metric's SLO is breached within
 //!   the horizon, from the forecast quantiles.
 //! - [`SequenceModel`]: the fitted pair with the window layout and the normalisation statistics,
@@ -18,6 +21,7 @@
 //! Windows are encoded by `omen_features::feature::sequence` (the layout, the mask, the
 //! normalisation), so training and serving see the same numbers.
 
+pub mod detect;
 pub mod kernel;
 pub mod model;
 pub mod rollback;
@@ -56,7 +60,8 @@ pub struct SequenceTrainingConfig {
 }
 
 /// Artifact format version (the `format` of a registry version is `omen-sequence/<this>`).
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2 added the series detector (optional); version 1 artifacts are still read.
+pub const FORMAT_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"OMENSEQ\0";
 
 /// The artifact's JSON header.
@@ -68,6 +73,17 @@ struct Header {
     normalisation: Normalisation,
     forecaster_bytes: u64,
     classifier_bytes: u64,
+    /// The series detector's layout and forecaster config (format 2; absent before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    detector: Option<DetectorHeader>,
+    #[serde(default)]
+    detector_bytes: u64,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct DetectorHeader {
+    layout: omen_features::feature::series::SeriesLayout,
+    config: serde_json::Value,
 }
 
 /// The fitted sequence models with what reading a window takes: the layout and the
@@ -81,6 +97,8 @@ pub struct SequenceModel {
     classifier: Classifier,
     fw: (kernel::LstmWeights, model::DenseWeights),
     cw: (kernel::LstmWeights, model::DenseWeights),
+    /// The anomaly detector of `omen detect` (models trained before it have none).
+    detector: Option<detect::SeriesDetector>,
 }
 
 /// The forecast of one metric: `quantiles[step][k]` is the quantile `levels[k]` of the canary's
@@ -110,7 +128,18 @@ impl SequenceModel {
         }
         let fw = (forecaster.lstm.weights(), forecaster.head.weights());
         let cw = (classifier.lstm.weights(), classifier.head.weights());
-        Ok(SequenceModel { config, layout, normalisation, forecaster, classifier, fw, cw })
+        Ok(SequenceModel { config, layout, normalisation, forecaster, classifier, fw, cw, detector: None })
+    }
+
+    /// The same model with the series detector of `omen detect`.
+    pub fn with_detector(mut self, detector: detect::SeriesDetector) -> SequenceModel {
+        self.detector = Some(detector);
+        self
+    }
+
+    /// The series detector, when the model was trained with one.
+    pub fn detector(&self) -> Option<&detect::SeriesDetector> {
+        self.detector.as_ref()
     }
 
     pub fn forecaster(&self) -> &Forecaster {
@@ -204,6 +233,7 @@ impl SequenceModel {
     pub fn to_bytes(&self) -> Vec<u8> {
         let f = self.forecaster.clone().into_record().into_bytes().expect("burnpack of an in-memory record");
         let c = self.classifier.clone().into_record().into_bytes().expect("burnpack of an in-memory record");
+        let d = self.detector.as_ref().map(detect::SeriesDetector::record_bytes).unwrap_or_default();
         let header = Header {
             format: FORMAT_VERSION,
             config: serde_json::to_value(&self.config).expect("config to json"),
@@ -211,6 +241,11 @@ impl SequenceModel {
             normalisation: self.normalisation.clone(),
             forecaster_bytes: f.len() as u64,
             classifier_bytes: c.len() as u64,
+            detector: self.detector.as_ref().map(|d| DetectorHeader {
+                layout: d.layout,
+                config: serde_json::to_value(&d.config).expect("config to json"),
+            }),
+            detector_bytes: d.len() as u64,
         };
         let header = serde_json::to_vec(&header).expect("header to json");
         let mut out = Vec::with_capacity(48 + header.len() + f.len() + c.len());
@@ -220,6 +255,7 @@ impl SequenceModel {
         out.extend_from_slice(&header);
         out.extend_from_slice(&f);
         out.extend_from_slice(&c);
+        out.extend_from_slice(&d);
         let hash = blake3::hash(&out);
         out.extend_from_slice(hash.as_bytes());
         out
@@ -237,7 +273,7 @@ impl SequenceModel {
             return Err(bad("omen-sequence checksum mismatch: the file is corrupt or truncated".into()));
         }
         let version = u32::from_le_bytes(body[8..12].try_into().expect("4 bytes"));
-        if version != FORMAT_VERSION {
+        if version != 1 && version != FORMAT_VERSION {
             return Err(bad(format!("omen-sequence format {version}, this omen reads {FORMAT_VERSION}")));
         }
         let header_len = u64::from_le_bytes(body[12..20].try_into().expect("8 bytes")) as usize;
@@ -249,8 +285,8 @@ impl SequenceModel {
         let config: SequenceTrainingConfig =
             serde_json::from_value(header.config).map_err(|e| bad(format!("omen-sequence config: {e}")))?;
         let weights = &rest[header_len..];
-        let (fl, cl) = (header.forecaster_bytes as usize, header.classifier_bytes as usize);
-        if fl.checked_add(cl) != Some(weights.len()) {
+        let (fl, cl, dl) = (header.forecaster_bytes as usize, header.classifier_bytes as usize, header.detector_bytes as usize);
+        if fl.checked_add(cl).and_then(|n| n.checked_add(dl)) != Some(weights.len()) || (dl > 0) != header.detector.is_some() {
             return Err(bad("omen-sequence weight sections do not match the file length".into()));
         }
         let device = cpu_device();
@@ -267,9 +303,17 @@ impl SequenceModel {
         let classifier = config
             .classifier
             .init(&device, &mut rng)
-            .try_load_record(load(&weights[fl..])?)
+            .try_load_record(load(&weights[fl..fl + cl])?)
             .map_err(|e| bad(format!("omen-sequence classifier weights: {e:?}")))?;
-        SequenceModel::new(config, header.layout, header.normalisation, forecaster, classifier)
+        let model = SequenceModel::new(config, header.layout, header.normalisation, forecaster, classifier)?;
+        let Some(d) = header.detector else { return Ok(model) };
+        let dconfig: ForecasterConfig =
+            serde_json::from_value(d.config).map_err(|e| bad(format!("omen-sequence detector config: {e}")))?;
+        let dforecaster = dconfig
+            .init(&device, &mut rng)
+            .try_load_record(load(&weights[fl + cl..])?)
+            .map_err(|e| bad(format!("omen-sequence detector weights: {e:?}")))?;
+        Ok(model.with_detector(detect::SeriesDetector::new(d.layout, dconfig, dforecaster)?))
     }
 }
 
@@ -284,7 +328,7 @@ impl SequenceModel {
     /// the input schema hash the version records must match the artifact's own layout.
     pub fn from_verified(artifact: &crate::registry::VerifiedArtifact) -> crate::Result<SequenceModel> {
         let v = artifact.version();
-        if v.artifact.format != Self::format() {
+        if v.artifact.format != Self::format() && v.artifact.format != "omen-sequence/1" {
             return Err(Error::Artifact {
                 message: format!("`{}` version {} is a `{}` artifact, not `{}`", v.name, v.version, v.artifact.format, Self::format()),
             });

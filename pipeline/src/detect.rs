@@ -1,0 +1,781 @@
+//! `omen detect`: anomaly detection over the store's metric series (`metrics/`), one series per
+//! service, metric and label set, written to `anomalies/`; with `--labels`, the event-level
+//! precision, recall and F1 of the alarms against labelled windows.
+//!
+//! Detectors (`omen_models::sequence::detect`): `lstm`, the residual detector of the
+//! `omen-sequence` model's series forecaster (a model for "a metric": it scores series it never
+//! saw), and the baselines `zscore` (rolling) and `ewma`. Every series is resampled on the step
+//! (the model's for `lstm`, `--step` for the baselines; `omen_features::feature::series`), scored
+//! step by step, and each run of steps at or above the threshold (runs closer than
+//! `--merge-gap` steps merged) is one alarm: one row of `anomalies/`.
+//!
+//! # Idempotence
+//! `anomalies/service=S/date=D/<detector>-<model>.parquet` holds one detector's alarms (of one
+//! model version for `lstm`). A run replaces, in the files of the dates it scanned, the rows of
+//! the series it scanned within the time it scanned, and keeps the others: running the same
+//! detection twice gives the same files, and overlapping runs do not duplicate alarms.
+//!
+//! Series are read one service at a time (memory holds one service's samples).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use omen_features::Store;
+use omen_features::feature::series::{Grid, SeriesLayout, resample};
+use omen_features::schema::{ANOMALIES, METRICS};
+use omen_features::store::{encode_parquet, partition_segment, partition_values};
+use omen_models::registry::{AnyRegistry, ModelRef, Registry, VersionRef};
+use omen_models::sequence::SequenceModel;
+use omen_models::sequence::detect::{Detector, EventCounts, EwmaParams, ZScoreParams, alarms, match_events};
+use polars::prelude::*;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// One series: its identity and samples `(ts µs, value)`.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub service: String,
+    pub metric: String,
+    pub labels: String,
+    pub samples: Vec<(i64, f64)>,
+}
+
+/// A Prometheus-style series selector: `name`, `name{k="v",k!="v",k=~"re",k!~"re"}` or
+/// `{…}`. `service` matches the series' service when its labels do not name one.
+#[derive(Debug, Clone)]
+pub struct Selector {
+    text: String,
+    name: Option<String>,
+    matchers: Vec<(String, Op)>,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Eq(String),
+    Ne(String),
+    Re(regex::Regex),
+    NotRe(regex::Regex),
+}
+
+impl Selector {
+    pub fn parse(s: &str) -> std::result::Result<Selector, String> {
+        let t = s.trim();
+        let (name, body) = match t.find('{') {
+            Some(i) => {
+                let body = t[i + 1..].strip_suffix('}').ok_or_else(|| format!("`{s}`: missing `}}`"))?;
+                (t[..i].trim(), Some(body))
+            }
+            None => (t, None),
+        };
+        if name.is_empty() && body.is_none() {
+            return Err("empty selector".into());
+        }
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+            return Err(format!("`{name}` is not a metric name"));
+        }
+        let mut matchers = Vec::new();
+        for part in body.map(split_matchers).unwrap_or_default() {
+            let part = part.trim();
+            if part.is_empty() {
+                continue;
+            }
+            let (k, op, v) = ["!~", "=~", "!=", "="]
+                .iter()
+                .find_map(|op| part.find(op).map(|i| (&part[..i], *op, &part[i + op.len()..])))
+                .ok_or_else(|| format!("`{part}` in `{s}`: expected `label=\"value\"` (or `!=`, `=~`, `!~`)"))?;
+            let v = v.trim();
+            let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v).replace("\\\"", "\"");
+            let re = |v: &str| regex::Regex::new(&format!("^(?:{v})$")).map_err(|e| format!("`{part}` in `{s}`: {e}"));
+            let op = match op {
+                "=" => Op::Eq(v),
+                "!=" => Op::Ne(v),
+                "=~" => Op::Re(re(&v)?),
+                _ => Op::NotRe(re(&v)?),
+            };
+            matchers.push((k.trim().to_string(), op));
+        }
+        Ok(Selector { text: s.to_string(), name: (!name.is_empty()).then(|| name.to_string()), matchers })
+    }
+
+    /// Whether the series `metric` with `labels` (the `metrics/` string) of `service` matches.
+    pub fn matches(&self, service: &str, metric: &str, labels: &str) -> bool {
+        if self.name.as_deref().is_some_and(|n| n != metric) {
+            return false;
+        }
+        if self.matchers.is_empty() {
+            return true;
+        }
+        let parsed = parse_labels(labels);
+        self.matchers.iter().all(|(k, op)| {
+            let v = parsed
+                .iter()
+                .find(|(lk, _)| lk == k)
+                .map(|(_, v)| v.as_str())
+                .or_else(|| (k == "service").then_some(service))
+                .unwrap_or("");
+            match op {
+                Op::Eq(x) => v == x,
+                Op::Ne(x) => v != x,
+                Op::Re(r) => r.is_match(v),
+                Op::NotRe(r) => !r.is_match(v),
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Splits a selector body on the commas outside quotes.
+fn split_matchers(body: &str) -> Vec<&str> {
+    let (mut out, mut from, mut quoted, mut escaped) = (Vec::new(), 0, false, false);
+    for (i, c) in body.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                out.push(&body[from..i]);
+                from = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&body[from..]);
+    out
+}
+
+/// The `labels` string of `metrics/` (`k=v` joined by `,`, `\` escaping `\`, `,` and `=`) as
+/// pairs.
+pub fn parse_labels(s: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let (mut k, mut v, mut in_value, mut escaped) = (String::new(), String::new(), false, false);
+    for c in s.chars() {
+        if escaped {
+            if in_value { v.push(c) } else { k.push(c) }
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '=' if !in_value => in_value = true,
+            ',' => {
+                if !k.is_empty() {
+                    out.push((std::mem::take(&mut k), std::mem::take(&mut v)));
+                }
+                in_value = false;
+            }
+            _ if in_value => v.push(c),
+            _ => k.push(c),
+        }
+    }
+    if !k.is_empty() {
+        out.push((k, v));
+    }
+    out
+}
+
+/// Which series to read.
+#[derive(Debug, Clone, Default)]
+pub struct SeriesFilter {
+    pub service: Option<String>,
+    pub selector: Option<Selector>,
+    pub since_us: Option<i64>,
+    pub until_us: Option<i64>,
+}
+
+/// Reads the series of `metrics/` passing `filter`, one service at a time, calling `each` with
+/// the service's series (sorted by metric and labels). Returns the samples read.
+pub async fn for_each_service(
+    store: &Store,
+    filter: &SeriesFilter,
+    mut each: impl FnMut(&str, Vec<Series>) -> Result<()>,
+) -> Result<usize> {
+    let mut files: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for rel in store.list(METRICS.name).await? {
+        if !rel.ends_with(".parquet") {
+            continue;
+        }
+        let service = partition_values(&rel).into_iter().find(|(k, _)| k == "service").map(|(_, v)| v).unwrap_or_default();
+        if filter.service.as_ref().is_some_and(|s| *s != service) {
+            continue;
+        }
+        files.entry(service).or_default().push(rel);
+    }
+    let mut total = 0usize;
+    for (service, rels) in files {
+        let mut by_key: HashMap<(String, String), Vec<(i64, f64)>> = HashMap::new();
+        let mut selected: HashMap<(String, String), bool> = HashMap::new();
+        for rel in rels {
+            let Some(bytes) = store.get(&rel).await? else { continue };
+            let columns = ["ts", "metric", "labels", "value"].map(String::from).to_vec();
+            let df = ParquetReader::new(std::io::Cursor::new(bytes))
+                .with_columns(Some(columns))
+                .finish()
+                .map_err(|e| Error::input(&rel, e.to_string()))?;
+            let err = |c: &str, e: PolarsError| Error::input(&rel, format!("column `{c}`: {e}"));
+            let metric = df.column("metric")?.str().map_err(|e| err("metric", e))?;
+            let labels = df.column("labels")?.str().map_err(|e| err("labels", e))?;
+            let value = df.column("value")?.f64().map_err(|e| err("value", e))?;
+            let ts = df.column("ts")?.datetime().map_err(|e| err("ts", e))?.physical();
+            for (((m, l), v), t) in metric.iter().zip(labels.iter()).zip(value.iter()).zip(ts.iter()) {
+                let (Some(m), Some(t)) = (m, t) else { continue };
+                if filter.since_us.is_some_and(|s| t < s) || filter.until_us.is_some_and(|u| t > u) {
+                    continue;
+                }
+                let l = l.unwrap_or("");
+                // the selector once per series
+                let key = (m.to_string(), l.to_string());
+                let keep = *selected
+                    .entry(key.clone())
+                    .or_insert_with(|| filter.selector.as_ref().is_none_or(|s| s.matches(&service, m, l)));
+                if keep {
+                    by_key.entry(key).or_default().push((t, v.unwrap_or(f64::NAN)));
+                    total += 1;
+                }
+            }
+        }
+        let mut series: Vec<Series> = by_key
+            .into_iter()
+            .map(|((metric, labels), samples)| Series { service: service.clone(), metric, labels, samples })
+            .collect();
+        series.sort_by(|a, b| (&a.metric, &a.labels).cmp(&(&b.metric, &b.labels)));
+        if !series.is_empty() {
+            each(&service, series)?;
+        }
+    }
+    Ok(total)
+}
+
+/// A labelled window of `--labels`: the series it applies to and its time.
+#[derive(Debug, Clone)]
+pub struct LabelWindow {
+    pub service: Option<String>,
+    pub selector: Selector,
+    pub start_us: i64,
+    pub end_us: i64,
+}
+
+/// Reads a labels CSV: header `service,series,start,end` (service may be empty: any; series a
+/// selector; times RFC 3339 or Unix seconds). Errors name the line and field.
+pub fn read_labels(path: &Path) -> Result<Vec<LabelWindow>> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| Error::input(&name, e.to_string()))?;
+    let mut out = Vec::new();
+    let mut lines = text.lines().enumerate();
+    let header = lines.next().map(|(_, h)| h.trim().to_string()).unwrap_or_default();
+    if header != "service,series,start,end" {
+        return Err(Error::input(format!("{name}:1"), format!("expected the header `service,series,start,end`, found `{header}`")));
+    }
+    for (i, line) in lines {
+        let at = format!("{name}:{}", i + 1);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields = split_csv(line);
+        if fields.len() != 4 {
+            return Err(Error::input(at, format!("{} fields, expected 4 (service,series,start,end)", fields.len())));
+        }
+        let selector = Selector::parse(&fields[1]).map_err(|m| Error::input(&at, format!("field `series`: {m}")))?;
+        let time = |f: &str, v: &str| parse_time(v).map_err(|m| Error::input(&at, format!("field `{f}`: {m}")));
+        let (start_us, end_us) = (time("start", &fields[2])?, time("end", &fields[3])?);
+        if end_us < start_us {
+            return Err(Error::input(at, "field `end`: before `start`"));
+        }
+        let service = (!fields[0].is_empty()).then(|| fields[0].clone());
+        out.push(LabelWindow { service, selector, start_us, end_us });
+    }
+    Ok(out)
+}
+
+/// Splits one CSV line (double quotes, `""` inside them).
+fn split_csv(line: &str) -> Vec<String> {
+    let (mut out, mut cur, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out.into_iter().map(|f| f.trim().to_string()).collect()
+}
+
+/// RFC 3339, `YYYY-MM-DD` (midnight UTC) or Unix seconds, as µs.
+pub fn parse_time(s: &str) -> std::result::Result<i64, String> {
+    let s = s.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_micros());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_micros());
+    }
+    if let Ok(x) = s.parse::<f64>()
+        && x.is_finite()
+    {
+        return Ok((x * 1e6).round() as i64);
+    }
+    Err(format!("`{s}` is not an RFC 3339 time, a date or Unix seconds"))
+}
+
+/// The detectors `omen detect` offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DetectorChoice {
+    /// The residual detector of the `omen-sequence` model's series forecaster
+    Lstm,
+    /// Rolling z-score over the previous steps
+    Zscore,
+    /// Exponentially weighted mean and variance
+    Ewma,
+}
+
+/// What `omen detect` takes besides the store and the registry.
+#[derive(Debug, Clone)]
+pub struct DetectArgs {
+    pub filter: SeriesFilter,
+    pub detector: DetectorChoice,
+    /// Alarm when a step scores at least this.
+    pub threshold: f64,
+    /// The model for `lstm` (`omen-sequence@champion`, `omen-sequence/3`, `omen-sequence/latest`).
+    pub model: String,
+    /// Step of the baselines (the model's own for `lstm`), µs.
+    pub step_us: i64,
+    pub merge_gap: usize,
+    pub zscore: ZScoreParams,
+    pub ewma: EwmaParams,
+    pub labels: Option<PathBuf>,
+    /// Thresholds at which `--labels` evaluates (besides `threshold`).
+    pub sweep: Vec<f64>,
+    /// An alarm up to this long after a labelled window's end still counts for it, µs.
+    pub slack_us: i64,
+    /// Write `anomalies/` (off: only report).
+    pub write: bool,
+}
+
+impl Default for DetectArgs {
+    fn default() -> Self {
+        DetectArgs {
+            filter: SeriesFilter::default(),
+            detector: DetectorChoice::Lstm,
+            threshold: 6.0,
+            model: "omen-sequence@champion".into(),
+            step_us: 60_000_000,
+            merge_gap: 2,
+            zscore: ZScoreParams::default(),
+            ewma: EwmaParams::default(),
+            labels: None,
+            sweep: Vec::new(),
+            slack_us: 0,
+            write: true,
+        }
+    }
+}
+
+/// One alarm, as `--json` prints it and `anomalies/` stores it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlarmRow {
+    pub ts: String,
+    pub end_ts: String,
+    pub peak_ts: String,
+    pub service: String,
+    pub metric: String,
+    pub labels: String,
+    pub score: f64,
+    pub steps: usize,
+    #[serde(skip)]
+    ts_us: [i64; 3],
+}
+
+/// Event-level figures at one threshold.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalRow {
+    pub threshold: f64,
+    pub precision: Option<f64>,
+    pub recall: Option<f64>,
+    pub f1: Option<f64>,
+    pub mean_delay_s: Option<f64>,
+    #[serde(flatten)]
+    pub counts: EventCounts,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DetectReport {
+    pub store: String,
+    pub detector: DetectorChoice,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<u64>,
+    pub threshold: f64,
+    pub step_s: f64,
+    pub series: usize,
+    pub samples: usize,
+    /// NaN and ±Inf samples (never scored).
+    pub non_finite: usize,
+    pub steps_scored: usize,
+    pub alarm_count: usize,
+    pub alarms: Vec<AlarmRow>,
+    /// Files of `anomalies/` written (or deleted when a rerun left them empty).
+    pub files: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<Vec<EvalRow>>,
+    pub seconds: f64,
+}
+
+impl DetectReport {
+    pub fn human(&self) -> String {
+        let mut s = format!(
+            "{} detector{}: {} series, {} samples ({} NaN/Inf), {} steps of {}s scored; {} alarms at score ≥ {}\n",
+            serde_json::to_value(self.detector).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+            self.model.as_ref().map(|m| format!(" ({m}, version {})", self.model_version.unwrap_or(0))).unwrap_or_default(),
+            self.series,
+            self.samples,
+            self.non_finite,
+            self.steps_scored,
+            self.step_s,
+            self.alarm_count,
+            self.threshold,
+        );
+        for a in self.alarms.iter().take(20) {
+            s += &format!("  {} … {}  {}{{{}}} ({})  score {:.1}\n", a.ts, a.end_ts, a.metric, a.labels, a.service, a.score);
+        }
+        if self.alarms.len() > 20 {
+            s += &format!("  … {} more (--json prints them all)\n", self.alarms.len() - 20);
+        }
+        if let Some(ev) = &self.evaluation {
+            let f = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.3}"));
+            for e in ev {
+                s += &format!(
+                    "  threshold {:>5}: precision {} ({}/{} alarms), recall {} ({}/{} labelled windows), F1 {}, mean delay {} s\n",
+                    e.threshold,
+                    f(e.precision),
+                    e.counts.alarms_true,
+                    e.counts.alarms,
+                    f(e.recall),
+                    e.counts.labels_detected,
+                    e.counts.labels,
+                    f(e.f1),
+                    e.mean_delay_s.map_or("-".into(), |v| format!("{v:.0}")),
+                );
+            }
+        }
+        for f in &self.files {
+            s += &format!("  wrote {f}\n");
+        }
+        s
+    }
+}
+
+/// Loads the `omen-sequence` model `what` and checks it has a series detector.
+pub async fn load_detector_model(registry: &AnyRegistry, what: &str) -> Result<(SequenceModel, u64)> {
+    let r = ModelRef::parse(what)?;
+    let which = r.version.unwrap_or(VersionRef::Alias(omen_models::registry::CHAMPION.into()));
+    let art = registry.fetch(&r.name, &which).await?;
+    let version = art.version().version;
+    let model = SequenceModel::from_verified(&art)?;
+    if model.detector().is_none() {
+        return Err(Error::input(
+            format!("{}/{version}", r.name),
+            "this omen-sequence version has no series detector (trained before `omen detect`); train a new one with `omen train sequence`",
+        ));
+    }
+    Ok((model, version))
+}
+
+struct Scored {
+    series: Series,
+    grid: Grid,
+    scores: Vec<f64>,
+}
+
+/// Runs the detector over the store's series (see the module docs).
+pub async fn detect(store: &Store, model: Option<(&SequenceModel, u64)>, args: &DetectArgs) -> Result<DetectReport> {
+    let start = std::time::Instant::now();
+    let zscore = args.zscore.check()?;
+    let ewma = args.ewma.check()?;
+    if !(args.threshold.is_finite() && args.threshold > 0.0) {
+        return Err(Error::input("--threshold", format!("must be a positive number, got {}", args.threshold)));
+    }
+    let (detector, step_us, model_version): (&(dyn Detector + Sync), i64, Option<u64>) = match args.detector {
+        DetectorChoice::Lstm => {
+            let (m, v) = model.ok_or_else(|| Error::input("--detector lstm", "needs an omen-sequence model"))?;
+            let d = m.detector().ok_or_else(|| Error::input("--model", "the omen-sequence model has no series detector"))?;
+            (d, d.layout.step_us, Some(v))
+        }
+        DetectorChoice::Zscore => (&zscore, args.step_us, None),
+        DetectorChoice::Ewma => (&ewma, args.step_us, None),
+    };
+    if step_us <= 0 {
+        return Err(Error::input("--step", "must be positive"));
+    }
+    let labels = match &args.labels {
+        Some(p) => Some(read_labels(p)?),
+        None => None,
+    };
+    let mut thresholds: Vec<f64> = args.sweep.iter().copied().chain([args.threshold]).collect();
+    thresholds.sort_by(f64::total_cmp);
+    thresholds.dedup();
+    let mut counts = vec![EventCounts::default(); thresholds.len()];
+    let name = detector.name();
+    let file_name = match model_version {
+        Some(v) => format!("{name}-v{v}.parquet"),
+        None => format!("{name}.parquet"),
+    };
+    let mut report = DetectReport {
+        store: store.url().to_string(),
+        detector: args.detector,
+        model: (args.detector == DetectorChoice::Lstm).then(|| args.model.clone()),
+        model_version,
+        threshold: args.threshold,
+        step_s: step_us as f64 / 1e6,
+        series: 0,
+        samples: 0,
+        non_finite: 0,
+        steps_scored: 0,
+        alarm_count: 0,
+        alarms: Vec::new(),
+        files: Vec::new(),
+        evaluation: None,
+        seconds: 0.0,
+    };
+    // Per service: score, alarm, evaluate; the writes are collected and done after the read.
+    let mut pending: Vec<(String, Vec<Scored>)> = Vec::new();
+    report.samples = for_each_service(store, &args.filter, |service, series| {
+        let scored: Vec<Scored> = series
+            .into_par_iter()
+            .map(|s| {
+                let grid = resample(&s.samples, step_us);
+                let scores = detector.scores(&grid.values);
+                Scored { series: s, grid, scores }
+            })
+            .collect();
+        for sc in &scored {
+            report.series += 1;
+            report.non_finite += sc.grid.non_finite;
+            report.steps_scored += sc.scores.iter().filter(|v| v.is_finite()).count();
+            if let Some(labels) = &labels {
+                let windows: Vec<(i64, i64)> = labels
+                    .iter()
+                    .filter(|l| {
+                        l.service.as_deref().is_none_or(|s| s == sc.series.service)
+                            && l.selector.matches(&sc.series.service, &sc.series.metric, &sc.series.labels)
+                    })
+                    .map(|l| (l.start_us, l.end_us))
+                    .collect();
+                for (t, c) in thresholds.iter().zip(counts.iter_mut()) {
+                    let a: Vec<(i64, i64)> = alarms(&sc.scores, *t, args.merge_gap)
+                        .iter()
+                        .map(|a| (sc.grid.at(a.start), sc.grid.at(a.end) + step_us - 1))
+                        .collect();
+                    c.add(&match_events(&a, &windows, args.slack_us));
+                }
+            }
+        }
+        pending.push((service.to_string(), scored));
+        Ok(())
+    })
+    .await?;
+    let fmt = |us: i64| chrono::DateTime::from_timestamp_micros(us).map(|t| t.to_rfc3339()).unwrap_or_default();
+    for (service, scored) in pending {
+        let mut rows: Vec<AlarmRow> = Vec::new();
+        for sc in &scored {
+            for a in alarms(&sc.scores, args.threshold, args.merge_gap) {
+                let us = [sc.grid.at(a.start), sc.grid.at(a.end) + step_us, sc.grid.at(a.peak)];
+                rows.push(AlarmRow {
+                    ts: fmt(us[0]),
+                    end_ts: fmt(us[1]),
+                    peak_ts: fmt(us[2]),
+                    service: service.clone(),
+                    metric: sc.series.metric.clone(),
+                    labels: sc.series.labels.clone(),
+                    score: a.peak_score,
+                    steps: a.steps,
+                    ts_us: us,
+                });
+            }
+        }
+        rows.sort_by(|a, b| (a.ts_us[0], &a.metric, &a.labels).cmp(&(b.ts_us[0], &b.metric, &b.labels)));
+        if args.write {
+            let files = write_anomalies(store, &service, &scored, &rows, &file_name, name, model_version, args.threshold).await?;
+            report.files.extend(files);
+        }
+        report.alarm_count += rows.len();
+        report.alarms.extend(rows);
+    }
+    if labels.is_some() {
+        report.evaluation = Some(
+            thresholds
+                .iter()
+                .zip(&counts)
+                .map(|(&threshold, c)| EvalRow {
+                    threshold,
+                    precision: c.precision(),
+                    recall: c.recall(),
+                    f1: c.f1(),
+                    mean_delay_s: c.mean_delay_s(),
+                    counts: *c,
+                })
+                .collect(),
+        );
+    }
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn date_of(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us).map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default()
+}
+
+/// Rewrites the `file_name` of every date the service's scanned series cover: the rows of other
+/// series, or outside the scanned time, are kept; this run's alarms added.
+#[allow(clippy::too_many_arguments)]
+async fn write_anomalies(
+    store: &Store,
+    service: &str,
+    scored: &[Scored],
+    rows: &[AlarmRow],
+    file_name: &str,
+    detector: &str,
+    model_version: Option<u64>,
+    threshold: f64,
+) -> Result<Vec<String>> {
+    // The scanned time of each series, and the dates they cover.
+    let mut scope: HashMap<(&str, &str), (i64, i64)> = HashMap::new();
+    let mut dates: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    for sc in scored {
+        let Some(lo) = sc.series.samples.iter().map(|s| s.0).min() else { continue };
+        let hi = sc.series.samples.iter().map(|s| s.0).max().unwrap_or(lo);
+        scope.insert((&sc.series.metric, &sc.series.labels), (lo, hi));
+        let mut d = lo - lo.rem_euclid(86_400_000_000);
+        while d <= hi {
+            dates.insert(date_of(d));
+            d += 86_400_000_000;
+        }
+    }
+    let mut new_by_date: BTreeMap<String, Vec<&AlarmRow>> = BTreeMap::new();
+    for r in rows {
+        new_by_date.entry(date_of(r.ts_us[0])).or_default().push(r);
+    }
+    dates.extend(new_by_date.keys().cloned());
+    let mut written = Vec::new();
+    for date in dates {
+        let rel = format!("{}/{}/{}/{file_name}", ANOMALIES.name, partition_segment("service", service), partition_segment("date", &date));
+        let mut keep: Option<DataFrame> = None;
+        if let Some(old) = store.read_parquet(&rel).await? {
+            let err = |c: &str, e: PolarsError| Error::input(&rel, format!("column `{c}`: {e}"));
+            let metric = old.column("metric")?.str().map_err(|e| err("metric", e))?;
+            let labels = old.column("labels")?.str().map_err(|e| err("labels", e))?;
+            let ts = old.column("ts")?.datetime().map_err(|e| err("ts", e))?.physical();
+            let mask: BooleanChunked = metric
+                .iter()
+                .zip(labels.iter())
+                .zip(ts.iter())
+                .map(|((m, l), t)| match (m, l, t) {
+                    (Some(m), Some(l), Some(t)) => !scope.get(&(m, l)).is_some_and(|&(lo, hi)| t >= lo && t <= hi),
+                    _ => true,
+                })
+                .collect();
+            keep = Some(old.filter(&mask)?);
+        }
+        let new = new_by_date.get(&date).map(|v| v.as_slice()).unwrap_or(&[]);
+        let kept = keep.as_ref().map_or(0, |k| k.height());
+        if kept == 0 && new.is_empty() {
+            if keep.is_some() {
+                store.delete(&rel).await?;
+                written.push(format!("{}/{rel} (removed: no alarm left)", store.url()));
+            }
+            continue;
+        }
+        let mut df = anomalies_frame(new, detector, model_version, threshold)?;
+        if let Some(k) = keep.filter(|k| k.height() > 0) {
+            df = k.select(df.get_column_names_owned())?.vstack(&df)?;
+        }
+        let df = df.sort(["ts", "metric", "labels"], SortMultipleOptions::default())?;
+        let mut df = df;
+        let bytes = encode_parquet(&mut df).map_err(|e| Error::input(&rel, e.to_string()))?;
+        store.put(&rel, Bytes::from(bytes)).await?;
+        written.push(format!("{}/{rel}", store.url()));
+    }
+    Ok(written)
+}
+
+fn anomalies_frame(rows: &[&AlarmRow], detector: &str, model_version: Option<u64>, threshold: f64) -> Result<DataFrame> {
+    let ts = |i: usize| {
+        Column::new("".into(), rows.iter().map(|r| r.ts_us[i]).collect::<Vec<i64>>())
+            .cast(&DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)))
+    };
+    let n = rows.len();
+    Ok(DataFrame::new_infer_height(vec![
+        ts(0)?.with_name("ts".into()),
+        ts(1)?.with_name("end_ts".into()),
+        ts(2)?.with_name("peak_ts".into()),
+        Column::new("metric".into(), rows.iter().map(|r| r.metric.as_str()).collect::<Vec<_>>()),
+        Column::new("labels".into(), rows.iter().map(|r| r.labels.as_str()).collect::<Vec<_>>()),
+        Column::new("score".into(), rows.iter().map(|r| r.score).collect::<Vec<f64>>()),
+        Column::new("threshold".into(), vec![threshold; n]),
+        Column::new("steps".into(), rows.iter().map(|r| r.steps as i64).collect::<Vec<i64>>()),
+        Column::new("detector".into(), vec![detector; n]),
+        Column::new("model_version".into(), vec![model_version.map(|v| v as i64); n]),
+    ])?)
+}
+
+/// The layout of the series detector `omen train sequence` fits.
+pub fn default_series_layout() -> SeriesLayout {
+    SeriesLayout { step_us: 60_000_000, window: 30, min_present: 10 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_match_names_and_labels() {
+        let l = "deployment=d-1,pod=a\\,b,role=canary";
+        assert_eq!(parse_labels(l), vec![("deployment".into(), "d-1".into()), ("pod".into(), "a,b".into()), ("role".into(), "canary".into())]);
+        let s = Selector::parse("cpu{role=\"canary\",pod=~\"a.*\"}").unwrap();
+        assert!(s.matches("svc", "cpu", l));
+        assert!(!s.matches("svc", "mem", l));
+        assert!(Selector::parse("{role!=\"canary\"}").unwrap().matches("svc", "x", "role=baseline"));
+        assert!(Selector::parse("{service=\"svc\"}").unwrap().matches("svc", "x", ""));
+        assert!(Selector::parse("cpu").unwrap().matches("svc", "cpu", ""));
+        assert!(Selector::parse("cpu{role}").unwrap_err().contains("expected"));
+        assert!(Selector::parse("cpu{a=\"(\"}").is_err());
+        assert!(Selector::parse("").is_err());
+    }
+
+    #[test]
+    fn times_parse_in_three_forms() {
+        assert_eq!(parse_time("1970-01-01T00:01:00Z"), Ok(60_000_000));
+        assert_eq!(parse_time("1970-01-02"), Ok(86_400_000_000));
+        assert_eq!(parse_time("1.5"), Ok(1_500_000));
+        assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn labels_files_name_line_and_field() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("l.csv");
+        std::fs::write(&p, "service,series,start,end\nsvc,\"cpu{role=\"\"canary\"\"}\",2026-01-01T00:00:00Z,2026-01-01T01:00:00Z\n").unwrap();
+        let l = read_labels(&p).unwrap();
+        assert_eq!(l.len(), 1);
+        assert!(l[0].selector.matches("svc", "cpu", "role=canary"));
+        std::fs::write(&p, "service,series,start,end\n,cpu,2026-01-01T00:00:00Z,soon\n").unwrap();
+        let e = read_labels(&p).unwrap_err().to_string();
+        assert!(e.contains("l.csv:2") && e.contains("`end`"), "{e}");
+        std::fs::write(&p, "a,b\n").unwrap();
+        assert!(read_labels(&p).unwrap_err().to_string().contains("l.csv:1"));
+    }
+}
