@@ -88,12 +88,24 @@ fn binary_model_learns_a_non_linear_signal_and_stops_early() {
     let signal: f64 = imp[..4].iter().sum();
     let noise: f64 = imp[4..].iter().sum();
     assert!(signal > 5.0 * noise, "gain importance {imp:?}");
-    // The compiled forest reaches the same leaves as the node-by-node walk (it sums them in
-    // another order, so equal to rounding).
-    for i in 0..500 {
-        let row = &xh[i * D..(i + 1) * D];
-        let (a, b) = (model.predict_raw(row), model.predict_raw_by_tree(row));
+    // The compiled forest reaches the same leaves as the node-by-node walk (which sums them in
+    // tree order, so equal to rounding), and summed in its order (trees by depth, then index)
+    // they are equal bit for bit; rows with missing values, ±∞ and values equal to thresholds.
+    let mut order: Vec<usize> = (0..model.trees.len()).collect();
+    order.sort_by_key(|&i| (model.trees[i].depth(), i));
+    let t0 = &model.trees[0];
+    for i in 0..2000 {
+        let mut row = xh[i * D..(i + 1) * D].to_vec();
+        match i % 4 {
+            1 => row[t0.split_feature[0] as usize] = t0.threshold[0],
+            2 => row[i % D] = if i % 8 == 2 { f64::INFINITY } else { f64::NEG_INFINITY },
+            3 => row[i % D] = f64::NAN,
+            _ => {}
+        }
+        let (a, b) = (model.predict_raw(&row), model.predict_raw_by_tree(&row));
         assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
+        let walked = order.iter().fold(0.0, |s, &t| s + model.trees[t].leaf_value[model.trees[t].leaf(&row)]);
+        assert_eq!(a.to_bits(), (model.init_score + walked).to_bits(), "row {row:?}");
     }
 }
 
