@@ -66,6 +66,15 @@ pub enum Command {
         /// sequence: the breach probability at which predictive rollback alarms
         #[arg(long, default_value_t = 0.5)]
         alarm_probability: f64,
+        /// sequence: training windows of the series detector of `omen detect` (0: no detector)
+        #[arg(long, default_value_t = 20_000)]
+        detector_windows: usize,
+        /// sequence: the series detector's resampling step
+        #[arg(long, default_value = "60s")]
+        detector_step: String,
+        /// sequence: the series detector's window, in steps
+        #[arg(long, default_value_t = 30)]
+        detector_window: usize,
         /// Orders the time-based split (file order without it)
         #[arg(long)]
         time_column: Option<String>,
@@ -161,6 +170,9 @@ pub struct DetectCli {
     /// Alarmed runs at most this many steps apart are one alarm
     #[arg(long, default_value_t = 2)]
     pub merge_gap: usize,
+    /// An alarm needs at least this many steps at or above the threshold (like Prometheus' `for`)
+    #[arg(long = "for", value_name = "STEPS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub min_steps: u32,
     /// zscore: steps of history
     #[arg(long, default_value_t = 30)]
     pub zscore_window: usize,

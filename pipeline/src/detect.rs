@@ -15,7 +15,9 @@
 //! the series it scanned within the time it scanned, and keeps the others: running the same
 //! detection twice gives the same files, and overlapping runs do not duplicate alarms.
 //!
-//! Series are read one service at a time (memory holds one service's samples).
+//! Counters (`_total`, `_count`, `_sum`, `_bucket`, `_created`) are scored as their per-second
+//! rate, reset-aware, as `rate()` would show them; everything else as sampled. Series are read
+//! one service at a time (memory holds one service's samples).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -243,7 +245,12 @@ pub async fn for_each_service(
         }
         let mut series: Vec<Series> = by_key
             .into_iter()
-            .map(|((metric, labels), samples)| Series { service: service.clone(), metric, labels, samples })
+            .map(|((metric, labels), mut samples)| {
+                if crate::features::is_counter(&metric) {
+                    samples = counter_rate(samples);
+                }
+                Series { service: service.clone(), metric, labels, samples }
+            })
             .collect();
         series.sort_by(|a, b| (&a.metric, &a.labels).cmp(&(&b.metric, &b.labels)));
         if !series.is_empty() {
@@ -251,6 +258,22 @@ pub async fn for_each_service(
         }
     }
     Ok(total)
+}
+
+/// A counter's samples as its per-second rate between consecutive samples (at the later one),
+/// as `rate()` reads it: a decrease is a reset (the increase is the new value); NaN samples give
+/// NaN rates.
+pub fn counter_rate(mut samples: Vec<(i64, f64)>) -> Vec<(i64, f64)> {
+    samples.sort_by_key(|s| s.0);
+    samples
+        .windows(2)
+        .filter(|w| w[1].0 > w[0].0)
+        .map(|w| {
+            let (a, b) = (w[0], w[1]);
+            let inc = if b.1 >= a.1 { b.1 - a.1 } else { b.1 };
+            (b.0, inc / ((b.0 - a.0) as f64 / 1e6))
+        })
+        .collect()
 }
 
 /// A labelled window of `--labels`: the series it applies to and its time.
@@ -354,6 +377,8 @@ pub struct DetectArgs {
     /// Step of the baselines (the model's own for `lstm`), µs.
     pub step_us: i64,
     pub merge_gap: usize,
+    /// An alarm needs at least this many steps at or above the threshold (Prometheus' `for`).
+    pub min_steps: usize,
     pub zscore: ZScoreParams,
     pub ewma: EwmaParams,
     pub labels: Option<PathBuf>,
@@ -374,6 +399,7 @@ impl Default for DetectArgs {
             model: "omen-sequence@champion".into(),
             step_us: 60_000_000,
             merge_gap: 2,
+            min_steps: 1,
             zscore: ZScoreParams::default(),
             ewma: EwmaParams::default(),
             labels: None,
@@ -578,6 +604,7 @@ pub async fn detect(store: &Store, model: Option<(&SequenceModel, u64)>, args: &
                 for (t, c) in thresholds.iter().zip(counts.iter_mut()) {
                     let a: Vec<(i64, i64)> = alarms(&sc.scores, *t, args.merge_gap)
                         .iter()
+                        .filter(|a| a.steps >= args.min_steps)
                         .map(|a| (sc.grid.at(a.start), sc.grid.at(a.end) + step_us - 1))
                         .collect();
                     c.add(&match_events(&a, &windows, args.slack_us));
@@ -592,7 +619,7 @@ pub async fn detect(store: &Store, model: Option<(&SequenceModel, u64)>, args: &
     for (service, scored) in pending {
         let mut rows: Vec<AlarmRow> = Vec::new();
         for sc in &scored {
-            for a in alarms(&sc.scores, args.threshold, args.merge_gap) {
+            for a in alarms(&sc.scores, args.threshold, args.merge_gap).into_iter().filter(|a| a.steps >= args.min_steps) {
                 let us = [sc.grid.at(a.start), sc.grid.at(a.end) + step_us, sc.grid.at(a.peak)];
                 rows.push(AlarmRow {
                     ts: fmt(us[0]),
@@ -754,6 +781,13 @@ mod tests {
         assert!(Selector::parse("cpu{role}").unwrap_err().contains("expected"));
         assert!(Selector::parse("cpu{a=\"(\"}").is_err());
         assert!(Selector::parse("").is_err());
+    }
+
+    #[test]
+    fn counters_become_reset_aware_rates() {
+        let r = counter_rate(vec![(2_000_000, 30.0), (0, 10.0), (4_000_000, 5.0), (6_000_000, f64::NAN)]);
+        assert_eq!(r[..2], [(2_000_000, 10.0), (4_000_000, 2.5)]);
+        assert!(r[2].1.is_nan());
     }
 
     #[test]

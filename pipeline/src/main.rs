@@ -155,7 +155,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Registry(cmd) => run_registry(cmd, &open_registry(&registry_url)?, json).await?,
             Command::Profiles(cmd) => run_profiles(cmd, &store, &registry_url, json).await?,
             Command::Load(LoadCmd::Run(args)) => exit = run_load(args, &store, json).await?,
-            Command::Train { target: TrainTarget::Sequence, step, window, stride, slo, alarm_probability, holdout, params, out, no_register, .. } => {
+            Command::Train {
+                target: TrainTarget::Sequence,
+                step,
+                window,
+                stride,
+                slo,
+                alarm_probability,
+                holdout,
+                params,
+                out,
+                no_register,
+                detector_windows,
+                detector_step,
+                detector_window,
+                ..
+            } => {
                 let slos = slo.iter().map(|s| omen_pipeline::sequence::parse_slo(s)).collect::<Result<Vec<_>, _>>()?;
                 let args = omen_pipeline::sequence::SequenceArgs {
                     params: hyperparams(&params)?,
@@ -166,6 +181,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     out,
                     slos,
                     alarm_probability,
+                    detector: omen_pipeline::sequence::detector_params(&detector_step, detector_window, detector_windows)?,
                 };
                 run_train_sequence(&store, &config, &args, &registry_url, no_register, json).await?;
             }
@@ -231,6 +247,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     model: d.model.clone(),
                     step_us: d.step.as_micros() as i64,
                     merge_gap: d.merge_gap,
+                    min_steps: d.min_steps as usize,
                     zscore: omen_models::sequence::detect::ZScoreParams { window: d.zscore_window, min_history: (d.zscore_window / 3).max(2) },
                     ewma: omen_models::sequence::detect::EwmaParams { alpha: d.ewma_alpha, ..Default::default() },
                     labels: d.labels.clone(),
@@ -510,7 +527,7 @@ async fn run_train_sequence(
     no_register: bool,
     json: bool,
 ) -> anyhow::Result<()> {
-    let data = omen_pipeline::sequence::read_sequence_data(store, &config.features).await?;
+    let data = omen_pipeline::sequence::read_sequence_data_for(store, &config.features, args).await?;
     let pb = progress(json);
     if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} epoch {pos}/{len} {wide_bar} {elapsed}") {
         pb.set_style(style);

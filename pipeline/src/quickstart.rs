@@ -40,6 +40,9 @@ pub struct QuickstartReport {
     /// The evaluation of the champion against the reference judge on the time-ordered
     /// hold-out (`omen evaluate`); its report is in `<store>/reports/quickstart/`.
     pub evaluation: crate::evaluate::Evaluation,
+    /// Anomalies in every metric series (`omen detect --detector zscore`, written to
+    /// `anomalies/`; the LSTM detector needs `omen train sequence` first).
+    pub anomalies: crate::detect::DetectReport,
     /// The held-out canaries scored by `omen-serve` over gRPC.
     pub scored: Vec<ScoredCanary>,
     pub serve: ServeRun,
@@ -152,6 +155,10 @@ pub async fn run(store: &Store, registry: &AnyRegistry, config: &Config, metrics
     evaluation.report = Some(report_dir.join("index.html").display().to_string());
     crate::evaluate::write_report(&report_dir, &evaluation)?;
 
+    pb.set_message("detecting anomalies in the metric series");
+    let detect_args = crate::detect::DetectArgs { detector: crate::detect::DetectorChoice::Zscore, ..Default::default() };
+    let anomalies = crate::detect::detect(store, None, &detect_args).await?;
+
     pb.set_message("scoring held-out canaries with omen-serve");
     let picks = held_out(store, failure_time_to.as_deref(), &config.features.checkpoints, opts.canaries).await?;
     let inputs = canary_inputs(store, &picks).await?;
@@ -179,6 +186,7 @@ pub async fn run(store: &Store, registry: &AnyRegistry, config: &Config, metrics
     let config_text = opts.config_path.display().to_string();
     let next = vec![
         format!("omen registry list --store {}", store.url()),
+        format!("omen train sequence --store {0}   then   omen detect --store {0} --json", store.url()),
         format!("omen-serve --store {} --config {config_text} --listen 127.0.0.1:50051 --http 127.0.0.1:8080", store.url()),
         format!("OMEN_STORE={} python3 notebooks/run.py --out /tmp/omen-notebooks models_and_scores.ipynb   (or open notebooks/ in Jupyter)", store.url()),
         format!("duckdb -c \"select deployment_id, checkpoint_at, label_failed from read_parquet('{}/features/**/*.parquet', hive_partitioning=true) limit 10\"", store.url()),
@@ -194,6 +202,7 @@ pub async fn run(store: &Store, registry: &AnyRegistry, config: &Config, metrics
         profiles,
         models,
         evaluation,
+        anomalies,
         scored,
         serve,
         datasets,
@@ -533,6 +542,10 @@ impl QuickstartReport {
             s.push_str(&m.human());
         }
         s.push_str(&self.evaluation.human());
+        s.push_str(&format!(
+            "\nAnomalies (omen detect --detector zscore, score ≥ {}): {} alarms in {} metric series; `omen train sequence` then `omen detect` runs the LSTM detector\n",
+            self.anomalies.threshold, self.anomalies.alarm_count, self.anomalies.series
+        ));
         s.push_str(&format!(
             "\nomen-serve ({}) answered on {} after {:.1}s; scored {} held-out canaries over gRPC:\n",
             self.serve.binary,

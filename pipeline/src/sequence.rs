@@ -28,6 +28,8 @@ use omen_features::history::read_deployments;
 use omen_models::registry::{AnyRegistry, CHAMPION, Expect, Lineage, NewVersion, Progress, Registry};
 use omen_models::judge::{JudgeParams, MetricInput, ValidJudgeParams, Verdict, judge};
 use omen_models::sequence::rollback::{Slo, breach_probability};
+use omen_features::feature::series::{SeriesLayout, resample};
+use omen_models::sequence::detect::SeriesDetectorParams;
 use omen_models::sequence::{
     Engine, EpochReport, ForecastSet, LabelledSet, SequenceModel, SequenceParams, Sequences, TrainHistory,
 };
@@ -56,6 +58,21 @@ pub struct SequenceArgs {
     pub slos: Vec<Slo>,
     /// The breach probability at which predictive rollback alarms.
     pub alarm_probability: f64,
+    /// The series detector of `omen detect`, fitted on the store's metric series before the
+    /// held-out deployments (`None`: no detector).
+    pub detector: Option<SeriesDetectorParams>,
+}
+
+/// The series detector's parameters from the CLI's flags (`windows` 0: no detector).
+pub fn detector_params(step: &str, window: usize, windows: usize) -> Result<Option<SeriesDetectorParams>> {
+    if windows == 0 {
+        return Ok(None);
+    }
+    let step_us = parse_duration(step).map_err(|m| Error::input("--detector-step", m))?;
+    let layout = SeriesLayout { step_us, window, min_present: (window / 3).max(2) };
+    let p = SeriesDetectorParams { layout, max_windows: windows };
+    p.check()?;
+    Ok(Some(p))
 }
 
 impl Default for SequenceArgs {
@@ -69,6 +86,7 @@ impl Default for SequenceArgs {
             out: None,
             slos: Vec::new(),
             alarm_probability: 0.5,
+            detector: Some(SeriesDetectorParams { layout: crate::detect::default_series_layout(), max_windows: 20_000 }),
         }
     }
 }
@@ -109,6 +127,9 @@ pub struct SequenceSummary {
     pub train_seconds: f64,
     /// One window encoded, forecast and classified, mean of 200 calls (one thread).
     pub single_window_us: f64,
+    /// The series detector of `omen detect`, when one was fitted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detector: Option<DetectorSummary>,
     /// Predictive rollback on the held-out deployments, per `--slo`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rollback: Vec<RollbackEval>,
@@ -159,6 +180,18 @@ impl SequenceSummary {
                 r.judge_false_alarms
             ));
         }
+        if let Some(d) = &self.detector {
+            out.push_str(&format!(
+                "  series detector: {} series ({} for early stopping), {} steps of {}s, best epoch {} (valid pinball {:.4}), {:.1}s\n",
+                d.series_train + d.series_valid,
+                d.series_valid,
+                d.window,
+                d.step_s,
+                d.history.best_epoch,
+                d.history.best_valid_loss,
+                d.seconds
+            ));
+        }
         if let Some(o) = &self.out {
             out.push_str(&format!("  written to {o}\n"));
         }
@@ -173,6 +206,19 @@ impl SequenceSummary {
         }
         out
     }
+}
+
+/// How the series detector was fitted.
+#[derive(Debug, Clone, Serialize)]
+pub struct DetectorSummary {
+    pub step_s: f64,
+    pub window: usize,
+    /// Series (service, metric, label set) before the held-out deployments: fitted on, and
+    /// early-stopped on (a seeded sixth of them).
+    pub series_train: usize,
+    pub series_valid: usize,
+    pub history: TrainHistory,
+    pub seconds: f64,
 }
 
 /// A trained `omen-sequence` and its summary.
@@ -313,6 +359,9 @@ pub struct SequenceData {
     pub store: String,
     pub windows: Vec<DeploymentWindows>,
     pub metrics: Vec<String>,
+    /// Every metric series of the store (service, metric, label set) as samples, for the series
+    /// detector; empty when none is fitted.
+    pub series: Vec<crate::detect::Series>,
 }
 
 /// Reads `deployments/` and the canary and baseline samples of `metrics/` as `omen features
@@ -335,7 +384,58 @@ pub async fn read_sequence_data(store: &Store, features: &FeatureParams) -> Resu
         builders[dep].extend(&names[metric as usize], role, list);
     }
     let windows = builders.into_iter().map(WindowsBuilder::finish).collect();
-    Ok(SequenceData { store: store.url().to_string(), windows, metrics })
+    Ok(SequenceData { store: store.url().to_string(), windows, metrics, series: Vec::new() })
+}
+
+/// [`read_sequence_data`], and the store's metric series when `args` fits a series detector.
+pub async fn read_sequence_data_for(store: &Store, features: &FeatureParams, args: &SequenceArgs) -> Result<SequenceData> {
+    let mut data = read_sequence_data(store, features).await?;
+    if args.detector.is_some() {
+        crate::detect::for_each_service(store, &crate::detect::SeriesFilter::default(), |_, s| {
+            data.series.extend(s);
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(data)
+}
+
+/// Fits the series detector on the series' samples before `cutoff_us` (the first held-out
+/// deployment's start): a seeded sixth of the series for early stopping, the rest for training.
+fn fit_detector(
+    series: &[crate::detect::Series],
+    p: &SeriesDetectorParams,
+    params: &omen_models::sequence::ValidSequenceParams,
+    cutoff_us: i64,
+    progress: &mut dyn FnMut(&EpochReport),
+) -> Result<Option<(omen_models::sequence::detect::SeriesDetector, DetectorSummary)>> {
+    let valid_params = p.check()?;
+    let t0 = Instant::now();
+    let (mut train, mut valid): (Vec<Vec<f64>>, Vec<Vec<f64>>) = (Vec::new(), Vec::new());
+    for s in series {
+        let before: Vec<(i64, f64)> = s.samples.iter().copied().filter(|&(t, _)| t < cutoff_us).collect();
+        let grid = resample(&before, p.layout.step_us);
+        if grid.values.iter().filter(|v| v.is_finite()).count() <= p.layout.min_present {
+            continue;
+        }
+        let h = blake3::hash(format!("{}\u{1f}{}\u{1f}{}\u{1f}{}", params.seed, s.service, s.metric, s.labels).as_bytes());
+        if h.as_bytes()[0] % 6 == 0 { valid.push(grid.values) } else { train.push(grid.values) }
+    }
+    if train.is_empty() {
+        return Ok(None);
+    }
+    let tr: Vec<&[f64]> = train.iter().map(|g| g.as_slice()).collect();
+    let va: Vec<&[f64]> = valid.iter().map(|g| g.as_slice()).collect();
+    let (detector, history) = valid_params.fit(params, &tr, &va, progress)?;
+    let summary = DetectorSummary {
+        step_s: p.layout.step_us as f64 / 1e6,
+        window: p.layout.window,
+        series_train: train.len(),
+        series_valid: valid.len(),
+        history,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    Ok(Some((detector, summary)))
 }
 
 /// Trains both models on `data`. CPU-bound: call it off an async runtime's worker threads.
@@ -400,8 +500,16 @@ pub fn train_sequence(
         params.fit_forecaster(&config.forecaster, &train.forecast, &valid.forecast, &Engine::Kernel, &mut *progress)?;
     let (classifier, classifier_history) =
         params.fit_classifier(&config.classifier, &train.classify, &valid.classify, &Engine::Kernel, &mut *progress)?;
+    let mut model = SequenceModel::new(config, layout.clone(), norm, forecaster, classifier)?;
+    let cutoff = test_w.first().map_or(i64::MAX, |w| w.started_at);
+    let mut detector = None;
+    if let Some(p) = &args.detector
+        && let Some((d, summary)) = fit_detector(&data.series, p, &params, cutoff, &mut *progress)?
+    {
+        model = model.with_detector(d);
+        detector = Some(summary);
+    }
     let train_seconds = t0.elapsed().as_secs_f64();
-    let model = SequenceModel::new(config, layout.clone(), norm, forecaster, classifier)?;
 
     // Held-out figures.
     let pred = model.forecast_batch(&test.forecast.x);
@@ -465,6 +573,7 @@ pub fn train_sequence(
         classifier_history,
         train_seconds,
         single_window_us,
+        detector,
         rollback,
         time_from: fitted.clone().min().and_then(rfc3339),
         time_to: fitted.max().and_then(rfc3339),

@@ -13,6 +13,7 @@ mod registry;
 mod registry_mlflow;
 mod retrain;
 mod s3;
+mod detect;
 mod sequence;
 mod serve;
 mod serve_python;

@@ -9,9 +9,9 @@ use omen_models::registry::{MlflowOptions, Registry, VersionRef};
 use omen_models::sequence::SequenceModel;
 use omen_tests::{json_ok, omen};
 
-const START: i64 = 1_794_000_000; // 2026-11-11, seconds
-const STEP: i64 = 30;
-const STEPS: i64 = 80; // 40 minutes of canary
+pub(crate) const START: i64 = 1_794_000_000; // 2026-11-11, seconds
+pub(crate) const STEP: i64 = 30;
+pub(crate) const STEPS: i64 = 80; // 40 minutes of canary
 const N: usize = 90;
 
 /// xorshift in [0, 1).
@@ -26,12 +26,12 @@ impl Rng {
 }
 
 /// (deployment start s, failing, samples as (metric, role, ts s, value)).
-type Deployment = (i64, bool, Vec<(&'static str, Role, i64, f64)>);
+pub(crate) type Deployment = (i64, bool, Vec<(&'static str, Role, i64, f64)>);
 
 /// Canary and baseline of two metrics every 30 s; every other deployment leaks memory (and its
 /// latency creeps) from an onset between 2 and 12 minutes, and is rolled back. Scrapes go
 /// missing now and then and some values are NaN.
-fn history() -> Vec<Deployment> {
+pub(crate) fn history() -> Vec<Deployment> {
     let mut rng = Rng(0x5eed);
     (0..N)
         .map(|i| {
@@ -63,7 +63,7 @@ fn rfc3339(s: i64) -> String {
     chrono::DateTime::from_timestamp(s, 0).unwrap().to_rfc3339()
 }
 
-fn write_store_inputs(dir: &std::path::Path, history: &[Deployment]) -> (String, String) {
+pub(crate) fn write_store_inputs(dir: &std::path::Path, history: &[Deployment]) -> (String, String) {
     let mut csv = String::from("ts,service,metric,value,role,deployment\n");
     let mut jsonl = String::new();
     for (i, (start, failing, samples)) in history.iter().enumerate() {
@@ -136,7 +136,8 @@ fn train_sequence_registers_a_model_that_reloads_and_predicts() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let registry = omen_models::registry::open(store.join("registry").to_str().unwrap(), Vec::<(String, String)>::new(), MlflowOptions::default()).unwrap();
     let artifact = rt.block_on(registry.fetch("omen-sequence", &VersionRef::Alias("champion".into()))).unwrap();
-    assert_eq!(artifact.version().artifact.format, "omen-sequence/1");
+    assert_eq!(artifact.version().artifact.format, "omen-sequence/2");
+    assert!(SequenceModel::from_verified(&artifact).unwrap().detector().is_some(), "trained with its series detector by default");
     let model = SequenceModel::from_verified(&artifact).unwrap();
     let file = SequenceModel::from_bytes(&std::fs::read(out.join("model.omenseq")).unwrap()).unwrap();
 
