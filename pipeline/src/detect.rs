@@ -740,15 +740,16 @@ async fn write_anomalies(
 }
 
 fn anomalies_frame(rows: &[&AlarmRow], detector: &str, model_version: Option<u64>, threshold: f64) -> Result<DataFrame> {
-    let ts = |i: usize| {
-        Column::new("".into(), rows.iter().map(|r| r.ts_us[i]).collect::<Vec<i64>>())
-            .cast(&DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)))
+    let ts = |i: usize, name: &str| {
+        Int64Chunked::from_vec(name.into(), rows.iter().map(|r| r.ts_us[i]).collect())
+            .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+            .into_column()
     };
     let n = rows.len();
     Ok(DataFrame::new_infer_height(vec![
-        ts(0)?.with_name("ts".into()),
-        ts(1)?.with_name("end_ts".into()),
-        ts(2)?.with_name("peak_ts".into()),
+        ts(0, "ts"),
+        ts(1, "end_ts"),
+        ts(2, "peak_ts"),
         Column::new("metric".into(), rows.iter().map(|r| r.metric.as_str()).collect::<Vec<_>>()),
         Column::new("labels".into(), rows.iter().map(|r| r.labels.as_str()).collect::<Vec<_>>()),
         Column::new("score".into(), rows.iter().map(|r| r.score).collect::<Vec<f64>>()),
@@ -779,7 +780,7 @@ mod tests {
         assert!(Selector::parse("{service=\"svc\"}").unwrap().matches("svc", "x", ""));
         assert!(Selector::parse("cpu").unwrap().matches("svc", "cpu", ""));
         assert!(Selector::parse("cpu{role}").unwrap_err().contains("expected"));
-        assert!(Selector::parse("cpu{a=\"(\"}").is_err());
+        assert!(Selector::parse("cpu{a=~\"(\"}").is_err());
         assert!(Selector::parse("").is_err());
     }
 

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use omen_tests::{json_ok, omen};
 
-use crate::sequence::{START, STEP, STEPS, history, write_store_inputs};
+use crate::sequence::{START, STEP, STEPS, ingested_store};
 
 fn rfc3339(s: i64) -> String {
     chrono::DateTime::from_timestamp(s, 0).unwrap().to_rfc3339()
@@ -35,12 +35,8 @@ fn walkdir(dir: std::path::PathBuf) -> Vec<std::path::PathBuf> {
 #[test]
 fn detect_scores_series_writes_anomalies_once_and_evaluates_labels() {
     let dir = tempfile::tempdir().unwrap();
-    let history = history();
-    let (metrics, deployments) = write_store_inputs(dir.path(), &history);
-    let store = dir.path().join("store");
+    let (history, store) = ingested_store(dir.path());
     let s = store.to_str().unwrap();
-    json_ok(&omen(dir.path(), &["ingest", "metrics", &metrics, "--store", s, "--json"]));
-    json_ok(&omen(dir.path(), &["ingest", "deployments", &deployments, "--store", s, "--json"]));
     let j = json_ok(&omen(
         dir.path(),
         &["train", "sequence", "--store", s, "--window", "40", "--param", "hidden=16", "--param", "epochs=6", "--param", "seed=3",
@@ -102,6 +98,12 @@ fn detect_scores_series_writes_anomalies_once_and_evaluates_labels() {
         omen_tests::run_python(&script, &[]).unwrap().trim().parse::<u64>().unwrap()
     };
     assert_eq!(rows("lstm"), lstm["alarm_count"].as_u64().unwrap(), "anomalies/ holds each alarm once");
+    let schema = omen_tests::run_python(
+        &format!("import pyarrow.dataset as ds; print(ds.dataset('{s}/anomalies', format='parquet', partitioning='hive').schema.field('ts').type)"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(schema.trim(), "timestamp[us, tz=UTC]");
 
     // A selector narrows the series; a narrower time range keeps the other rows.
     let canary = json_ok(&omen(dir.path(), &["detect", "--store", s, "--detector", "zscore", "--step", "30s", "--series", "memory_mb{role=\"canary\"}", "--no-write", "--json"]));

@@ -31,7 +31,7 @@ pub(crate) type Deployment = (i64, bool, Vec<(&'static str, Role, i64, f64)>);
 /// Canary and baseline of two metrics every 30 s; every other deployment leaks memory (and its
 /// latency creeps) from an onset between 2 and 12 minutes, and is rolled back. Scrapes go
 /// missing now and then and some values are NaN.
-pub(crate) fn history() -> Vec<Deployment> {
+fn history() -> Vec<Deployment> {
     let mut rng = Rng(0x5eed);
     (0..N)
         .map(|i| {
@@ -63,7 +63,7 @@ fn rfc3339(s: i64) -> String {
     chrono::DateTime::from_timestamp(s, 0).unwrap().to_rfc3339()
 }
 
-pub(crate) fn write_store_inputs(dir: &std::path::Path, history: &[Deployment]) -> (String, String) {
+fn write_store_inputs(dir: &std::path::Path, history: &[Deployment]) -> (String, String) {
     let mut csv = String::from("ts,service,metric,value,role,deployment\n");
     let mut jsonl = String::new();
     for (i, (start, failing, samples)) in history.iter().enumerate() {
@@ -91,15 +91,22 @@ pub(crate) fn write_store_inputs(dir: &std::path::Path, history: &[Deployment]) 
     (m.display().to_string(), d.display().to_string())
 }
 
+/// A store in `dir/store` with [`history`]'s metrics and deployments ingested.
+pub(crate) fn ingested_store(dir: &std::path::Path) -> (Vec<Deployment>, std::path::PathBuf) {
+    let history = history();
+    let (metrics, deployments) = write_store_inputs(dir, &history);
+    let store = dir.join("store");
+    let s = store.to_str().unwrap();
+    json_ok(&omen(dir, &["ingest", "metrics", &metrics, "--store", s, "--json"]));
+    json_ok(&omen(dir, &["ingest", "deployments", &deployments, "--store", s, "--json"]));
+    (history, store)
+}
+
 #[test]
 fn train_sequence_registers_a_model_that_reloads_and_predicts() {
     let dir = tempfile::tempdir().unwrap();
-    let history = history();
-    let (metrics, deployments) = write_store_inputs(dir.path(), &history);
-    let store = dir.path().join("store");
+    let (history, store) = ingested_store(dir.path());
     let s = store.to_str().unwrap();
-    json_ok(&omen(dir.path(), &["ingest", "metrics", &metrics, "--store", s, "--json"]));
-    json_ok(&omen(dir.path(), &["ingest", "deployments", &deployments, "--store", s, "--json"]));
 
     let out = dir.path().join("model");
     let j = json_ok(&omen(
