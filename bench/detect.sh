@@ -54,13 +54,16 @@ mkdir -p "$W/aeon"
 python3 bench/detect_aeon.py "$W"/wheel/aeon-*.whl "$W/aeon"
 "$OMEN" ingest metrics "$W/aeon/metrics.csv" --store "$W/R" --json > /dev/null
 
-for for in 1 3; do
+for mode in "--for 1" "--for 3" "--cusum 2"; do
 for det in lstm zscore ewma; do
-  "$OMEN" detect --store "$W/A" --registry "$W/A/registry" --detector "$det" --for $for --labels "$W/A-labels.csv" --sweep "$SWEEP" --no-write --json > "$W/$det-A.json"
-  "$OMEN" detect --store "$W/B" --registry "$W/A/registry" --detector "$det" --for $for --labels "$W/B-labels.csv" --sweep "$SWEEP" --no-write --json > "$W/$det-B.json"
-  "$OMEN" detect --store "$W/R" --registry "$W/A/registry" --detector "$det" --for $for --labels "$W/aeon/labels.csv" --sweep "$SWEEP" --no-write --json > "$W/$det-R.json"
+  # shellcheck disable=SC2086
+  "$OMEN" detect --store "$W/A" --registry "$W/A/registry" --detector "$det" $mode --labels "$W/A-labels.csv" --sweep "$SWEEP" --no-write --json > "$W/$det-A.json"
+  # shellcheck disable=SC2086
+  "$OMEN" detect --store "$W/B" --registry "$W/A/registry" --detector "$det" $mode --labels "$W/B-labels.csv" --sweep "$SWEEP" --no-write --json > "$W/$det-B.json"
+  # shellcheck disable=SC2086
+  "$OMEN" detect --store "$W/R" --registry "$W/A/registry" --detector "$det" $mode --labels "$W/aeon/labels.csv" --sweep "$SWEEP" --no-write --json > "$W/$det-R.json"
 done
-echo "--for $for (an alarm needs $for step(s) at or above the threshold):"
+echo "$mode:"
 python3 - "$W" <<'PY'
 import json, sys
 w = sys.argv[1]

@@ -173,6 +173,10 @@ pub struct DetectCli {
     /// An alarm needs at least this many steps at or above the threshold (like Prometheus' `for`)
     #[arg(long = "for", value_name = "STEPS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub min_steps: u32,
+    /// Threshold a CUSUM of the step scores with this drift instead of the scores themselves
+    /// (sustained moderate deviations add up; isolated ones decay)
+    #[arg(long, value_name = "DRIFT")]
+    pub cusum: Option<f64>,
     /// zscore: steps of history
     #[arg(long, default_value_t = 30)]
     pub zscore_window: usize,

@@ -379,6 +379,9 @@ pub struct DetectArgs {
     pub merge_gap: usize,
     /// An alarm needs at least this many steps at or above the threshold (Prometheus' `for`).
     pub min_steps: usize,
+    /// Accumulate the step scores in a CUSUM with this drift before thresholding (`None`: the
+    /// step scores themselves).
+    pub cusum: Option<f64>,
     pub zscore: ZScoreParams,
     pub ewma: EwmaParams,
     pub labels: Option<PathBuf>,
@@ -400,6 +403,7 @@ impl Default for DetectArgs {
             step_us: 60_000_000,
             merge_gap: 2,
             min_steps: 1,
+            cusum: None,
             zscore: ZScoreParams::default(),
             ewma: EwmaParams::default(),
             labels: None,
@@ -532,6 +536,9 @@ pub async fn detect(store: &Store, model: Option<(&SequenceModel, u64)>, args: &
     let start = std::time::Instant::now();
     let zscore = args.zscore.check()?;
     let ewma = args.ewma.check()?;
+    if args.cusum.is_some_and(|d| !(d.is_finite() && d >= 0.0)) {
+        return Err(Error::input("--cusum", format!("the drift must be a number ≥ 0, got {:?}", args.cusum)));
+    }
     if !(args.threshold.is_finite() && args.threshold > 0.0) {
         return Err(Error::input("--threshold", format!("must be a positive number, got {}", args.threshold)));
     }
@@ -584,7 +591,10 @@ pub async fn detect(store: &Store, model: Option<(&SequenceModel, u64)>, args: &
             .into_par_iter()
             .map(|s| {
                 let grid = resample(&s.samples, step_us);
-                let scores = detector.scores(&grid.values);
+                let mut scores = detector.scores(&grid.values);
+                if let Some(drift) = args.cusum {
+                    scores = omen_models::sequence::detect::cusum(&scores, drift);
+                }
                 Scored { series: s, grid, scores }
             })
             .collect();

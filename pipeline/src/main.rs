@@ -248,6 +248,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     step_us: d.step.as_micros() as i64,
                     merge_gap: d.merge_gap,
                     min_steps: d.min_steps as usize,
+                    cusum: d.cusum,
                     zscore: omen_models::sequence::detect::ZScoreParams { window: d.zscore_window, min_history: (d.zscore_window / 3).max(2) },
                     ewma: omen_models::sequence::detect::EwmaParams { alpha: d.ewma_alpha, ..Default::default() },
                     labels: d.labels.clone(),

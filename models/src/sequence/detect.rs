@@ -296,6 +296,9 @@ fn tail(set: &ForecastSet, fraction: usize) -> ForecastSet {
 impl SeriesDetector {
     /// Assembles a fitted detector; an error when the configuration does not fit the layout.
     pub fn new(layout: SeriesLayout, config: ForecasterConfig, forecaster: Forecaster) -> Result<SeriesDetector> {
+        if layout.step_us <= 0 || layout.window < 2 || layout.min_present < 1 {
+            return Err(Error::Artifact { message: format!("series detector: invalid layout {layout:?}") });
+        }
         if config.lstm.d_input != SERIES_CHANNELS || config.metrics != 1 || config.horizon != 1 || config.quantiles != QUANTILES {
             return Err(Error::Artifact {
                 message: format!(
@@ -373,6 +376,23 @@ impl Detector for SeriesDetector {
         }
         scores
     }
+}
+
+/// A one-sided CUSUM of step scores: `S_t = max(0, S_{t−1} + s_t − drift)`, so that a run of
+/// moderate scores (a slow leak, a sustained shift the forecaster half follows) adds up while
+/// isolated ones above `drift` decay. Unscored steps (NaN) stay NaN and carry `S` over.
+pub fn cusum(scores: &[f64], drift: f64) -> Vec<f64> {
+    let mut acc = 0.0f64;
+    scores
+        .iter()
+        .map(|&s| {
+            if s.is_nan() {
+                return f64::NAN;
+            }
+            acc = (acc + s - drift).max(0.0);
+            acc
+        })
+        .collect()
 }
 
 /// A run of alarmed steps: steps `start..=end` of the grid, the highest score at `peak`.
@@ -502,6 +522,14 @@ mod tests {
         assert!(EwmaParams { alpha: 1.5, warmup: 5 }.check().unwrap_err().to_string().contains("ewma.alpha"));
         let layout = SeriesLayout { step_us: 60_000_000, window: 30, min_present: 40 };
         assert!(SeriesDetectorParams { layout, max_windows: 100 }.check().unwrap_err().to_string().contains("detector.min_present"));
+    }
+
+    #[test]
+    fn cusum_adds_up_sustained_scores_and_forgets_isolated_ones() {
+        let c = cusum(&[1.0, 3.0, 1.0, f64::NAN, 3.0, 3.0, 3.0, 0.0], 2.0);
+        assert_eq!(c[..3], [0.0, 1.0, 0.0]);
+        assert!(c[3].is_nan());
+        assert_eq!(c[4..], [1.0, 2.0, 3.0, 1.0]);
     }
 
     #[test]
