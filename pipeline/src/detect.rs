@@ -455,6 +455,9 @@ pub struct DetectReport {
     pub samples: usize,
     /// NaN and ±Inf samples (never scored).
     pub non_finite: usize,
+    /// Series longer than [`MAX_STEPS`] steps, scored over their last `MAX_STEPS` only (a
+    /// timestamp far in the past would otherwise ask for a grid of millions of empty steps).
+    pub truncated: usize,
     pub steps_scored: usize,
     pub alarm_count: usize,
     pub alarms: Vec<AlarmRow>,
@@ -479,6 +482,12 @@ impl DetectReport {
             self.alarm_count,
             self.threshold,
         );
+        if self.truncated > 0 {
+            s += &format!("  {} series span more than {MAX_STEPS} steps: scored over their latest {MAX_STEPS} only\n", self.truncated);
+        }
+        if self.series == 0 {
+            s += "  no series matched (check --service, --series, --since and --until, and that metrics/ has samples)\n";
+        }
         for a in self.alarms.iter().take(20) {
             s += &format!("  {} … {}  {}{{{}}} ({})  score {:.1}\n", a.ts, a.end_ts, a.metric, a.labels, a.service, a.score);
         }
@@ -529,7 +538,11 @@ struct Scored {
     series: Series,
     grid: Grid,
     scores: Vec<f64>,
+    truncated: bool,
 }
+
+/// The most steps a series is scored over (its latest ones): 2,000,000 (about 4 years of 60 s).
+pub const MAX_STEPS: usize = 2_000_000;
 
 /// Runs the detector over the store's series (see the module docs).
 pub async fn detect(store: &Store, model: Option<(&SequenceModel, u64)>, args: &DetectArgs) -> Result<DetectReport> {
@@ -577,6 +590,7 @@ pub async fn detect(store: &Store, model: Option<(&SequenceModel, u64)>, args: &
         series: 0,
         samples: 0,
         non_finite: 0,
+        truncated: 0,
         steps_scored: 0,
         alarm_count: 0,
         alarms: Vec::new(),
@@ -590,17 +604,25 @@ pub async fn detect(store: &Store, model: Option<(&SequenceModel, u64)>, args: &
         let scored: Vec<Scored> = series
             .into_par_iter()
             .map(|s| {
+                let mut s = s;
+                let last = s.samples.iter().map(|x| x.0).max().unwrap_or(0);
+                let from = last.saturating_sub(step_us.saturating_mul(MAX_STEPS as i64 - 1));
+                let truncated = s.samples.iter().any(|x| x.0 < from);
+                if truncated {
+                    s.samples.retain(|x| x.0 >= from);
+                }
                 let grid = resample(&s.samples, step_us);
                 let mut scores = detector.scores(&grid.values);
                 if let Some(drift) = args.cusum {
                     scores = omen_models::sequence::detect::cusum(&scores, drift);
                 }
-                Scored { series: s, grid, scores }
+                Scored { series: s, grid, scores, truncated }
             })
             .collect();
         for sc in &scored {
             report.series += 1;
             report.non_finite += sc.grid.non_finite;
+            report.truncated += usize::from(sc.truncated);
             report.steps_scored += sc.scores.iter().filter(|v| v.is_finite()).count();
             if let Some(labels) = &labels {
                 let windows: Vec<(i64, i64)> = labels

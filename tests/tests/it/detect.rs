@@ -113,6 +113,18 @@ fn detect_scores_series_writes_anomalies_once_and_evaluates_labels() {
     assert!(part["series"].as_u64().unwrap() < 360);
     assert_eq!(rows("lstm"), lstm["alarm_count"].as_u64().unwrap(), "a partial rerun neither drops nor duplicates");
 
+    // A series with a sample decades before the rest is scored over its latest steps only.
+    let far = dir.path().join("far.csv");
+    let mut csv = String::from("ts,service,metric,value\n1971-01-01T00:00:00Z,shop,far_gauge,1\n");
+    for k in 0..40 {
+        writeln!(csv, "{},shop,far_gauge,{}", rfc3339(START + k * 60), 5 + k % 3).unwrap();
+    }
+    std::fs::write(&far, csv).unwrap();
+    json_ok(&omen(dir.path(), &["ingest", "metrics", far.to_str().unwrap(), "--store", s, "--json"]));
+    let f = json_ok(&omen(dir.path(), &["detect", "--store", s, "--detector", "ewma", "--series", "far_gauge", "--no-write", "--json"]));
+    assert_eq!((f["series"].as_u64(), f["truncated"].as_u64()), (Some(1), Some(1)), "{f}");
+    assert!(f["steps_scored"].as_u64().unwrap() <= 40, "{f}");
+
     // Errors name what is at fault.
     let out = omen(dir.path(), &["detect", "--store", s, "--series", "memory_mb{role}"]);
     assert_eq!(out.status.code(), Some(1));
