@@ -16,7 +16,7 @@
 //! Parameters are checked once (`check()`), as everywhere in this crate.
 
 use burn::module::Module;
-use omen_features::feature::series::{SERIES_CHANNELS, SeriesLayout, encode_series_window};
+use omen_features::feature::series::{CLIP, SERIES_CHANNELS, SeriesLayout, encode_series_window};
 
 use super::kernel::LstmWeights;
 use super::model::{DenseWeights, Forecaster, ForecasterConfig, SequenceLstmConfig, SplitMix};
@@ -323,23 +323,12 @@ impl SeriesDetector {
     /// The 10 %, 50 % and 90 % forecasts of every step of `grid` that has a value and an
     /// encodable window, in the series' units: `(step, [q10, q50, q90])`.
     pub fn forecasts(&self, grid: &[f64]) -> Vec<(usize, [f64; 3])> {
-        let (steps, windows) = self.windows(grid);
-        let rows: Vec<usize> = (0..windows.len()).collect();
-        let out = predict_rows(&self.weights.0, &self.weights.1, &windows, &rows);
-        let mut scratch = Vec::new();
-        steps
-            .iter()
-            .zip(out.chunks_exact(QUANTILES.len()))
-            .map(|(&t, q)| {
-                let w = encode_series_window(&self.layout, grid, t, &mut scratch).expect("encoded before");
-                let mut q = [q[0] as f64, q[1] as f64, q[2] as f64];
-                q.sort_by(f64::total_cmp);
-                (t, q.map(|z| w.centre + w.scale * z))
-            })
-            .collect()
+        self.predict(grid).map(|(t, q, centre, scale)| (t, q.map(|z| centre + scale * z))).collect()
     }
 
-    fn windows(&self, grid: &[f64]) -> (Vec<usize>, Sequences) {
+    /// Every step of `grid` with a value and an encodable window: the step, its forecast
+    /// quantiles in the window's normalised units (sorted), and the window's centre and scale.
+    fn predict(&self, grid: &[f64]) -> impl Iterator<Item = (usize, [f64; 3], f64, f64)> {
         let mut x = Sequences::new(self.layout.window, SERIES_CHANNELS);
         let mut steps = Vec::new();
         let mut scratch = Vec::new();
@@ -349,10 +338,16 @@ impl SeriesDetector {
             }
             if let Some(w) = encode_series_window(&self.layout, grid, t, &mut scratch) {
                 x.push(&w.values);
-                steps.push(t);
+                steps.push((t, w.centre, w.scale));
             }
         }
-        (steps, x)
+        let rows: Vec<usize> = (0..x.len()).collect();
+        let out = predict_rows(&self.weights.0, &self.weights.1, &x, &rows);
+        steps.into_iter().zip(out.chunks_exact(QUANTILES.len()).map(|q| {
+            let mut q = [q[0] as f64, q[1] as f64, q[2] as f64];
+            q.sort_by(f64::total_cmp);
+            q
+        }).collect::<Vec<_>>()).map(|((t, centre, scale), q)| (t, q, centre, scale))
     }
 }
 
@@ -361,16 +356,9 @@ impl Detector for SeriesDetector {
         "lstm"
     }
     fn scores(&self, grid: &[f64]) -> Vec<f64> {
-        let (steps, windows) = self.windows(grid);
-        let rows: Vec<usize> = (0..windows.len()).collect();
-        let out = predict_rows(&self.weights.0, &self.weights.1, &windows, &rows);
         let mut scores = vec![f64::NAN; grid.len()];
-        let mut scratch = Vec::new();
-        for (&t, q) in steps.iter().zip(out.chunks_exact(QUANTILES.len())) {
-            let w = encode_series_window(&self.layout, grid, t, &mut scratch).expect("encoded before");
-            let mut q = [q[0] as f64, q[1] as f64, q[2] as f64];
-            q.sort_by(f64::total_cmp);
-            let y = w.normalise(grid[t]);
+        for (t, q, centre, scale) in self.predict(grid) {
+            let y = ((grid[t] - centre) / scale).clamp(-CLIP, CLIP);
             let spread = if y >= q[1] { q[2] - q[1] } else { q[1] - q[0] };
             scores[t] = (y - q[1]).abs() / spread.max(MIN_SPREAD) * Z90;
         }
