@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use omen_features::Store;
 use omen_features::feature::series::{Grid, SeriesLayout, resample};
+use omen_features::ingest::metrics::parse_labels_string;
 use omen_features::schema::{ANOMALIES, METRICS};
 use omen_features::store::{encode_parquet, partition_segment, partition_values};
 use omen_models::registry::{AnyRegistry, ModelRef, Registry, VersionRef};
@@ -110,7 +111,7 @@ impl Selector {
         if self.matchers.is_empty() {
             return true;
         }
-        let parsed = parse_labels(labels);
+        let parsed = parse_labels_string(labels);
         self.matchers.iter().all(|(k, op)| {
             let v = parsed
                 .iter()
@@ -150,36 +151,6 @@ fn split_matchers(body: &str) -> Vec<&str> {
         }
     }
     out.push(&body[from..]);
-    out
-}
-
-/// The `labels` string of `metrics/` (`k=v` joined by `,`, `\` escaping `\`, `,` and `=`) as
-/// pairs.
-pub fn parse_labels(s: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let (mut k, mut v, mut in_value, mut escaped) = (String::new(), String::new(), false, false);
-    for c in s.chars() {
-        if escaped {
-            if in_value { v.push(c) } else { k.push(c) }
-            escaped = false;
-            continue;
-        }
-        match c {
-            '\\' => escaped = true,
-            '=' if !in_value => in_value = true,
-            ',' => {
-                if !k.is_empty() {
-                    out.push((std::mem::take(&mut k), std::mem::take(&mut v)));
-                }
-                in_value = false;
-            }
-            _ if in_value => v.push(c),
-            _ => k.push(c),
-        }
-    }
-    if !k.is_empty() {
-        out.push((k, v));
-    }
     out
 }
 
@@ -289,51 +260,39 @@ pub struct LabelWindow {
 /// selector; times RFC 3339 or Unix seconds). Errors name the line and field.
 pub fn read_labels(path: &Path) -> Result<Vec<LabelWindow>> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| Error::input(&name, e.to_string()))?;
-    let mut out = Vec::new();
-    let mut lines = text.lines().enumerate();
-    let header = lines.next().map(|(_, h)| h.trim().to_string()).unwrap_or_default();
-    if header != "service,series,start,end" {
-        return Err(Error::input(format!("{name}:1"), format!("expected the header `service,series,start,end`, found `{header}`")));
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .map_err(|e| Error::input(&name, e.to_string()))?;
+    let header = reader.headers().map_err(|e| Error::input(format!("{name}:1"), e.to_string()))?.clone();
+    if header.iter().collect::<Vec<_>>() != ["service", "series", "start", "end"] {
+        let found = header.iter().collect::<Vec<_>>().join(",");
+        return Err(Error::input(format!("{name}:1"), format!("expected the header `service,series,start,end`, found `{found}`")));
     }
-    for (i, line) in lines {
-        let at = format!("{name}:{}", i + 1);
-        if line.trim().is_empty() {
+    let mut out = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            Error::input(format!("{name}:{line}"), e.to_string())
+        })?;
+        let at = format!("{name}:{}", record.position().map_or(0, |p| p.line()));
+        if record.iter().all(str::is_empty) {
             continue;
         }
-        let fields = split_csv(line);
-        if fields.len() != 4 {
-            return Err(Error::input(at, format!("{} fields, expected 4 (service,series,start,end)", fields.len())));
+        if record.len() != 4 {
+            return Err(Error::input(at, format!("{} fields, expected 4 (service,series,start,end)", record.len())));
         }
-        let selector = Selector::parse(&fields[1]).map_err(|m| Error::input(&at, format!("field `series`: {m}")))?;
+        let selector = Selector::parse(&record[1]).map_err(|m| Error::input(&at, format!("field `series`: {m}")))?;
         let time = |f: &str, v: &str| parse_time(v).map_err(|m| Error::input(&at, format!("field `{f}`: {m}")));
-        let (start_us, end_us) = (time("start", &fields[2])?, time("end", &fields[3])?);
+        let (start_us, end_us) = (time("start", &record[2])?, time("end", &record[3])?);
         if end_us < start_us {
             return Err(Error::input(at, "field `end`: before `start`"));
         }
-        let service = (!fields[0].is_empty()).then(|| fields[0].clone());
+        let service = (!record[0].is_empty()).then(|| record[0].to_string());
         out.push(LabelWindow { service, selector, start_us, end_us });
     }
     Ok(out)
-}
-
-/// Splits one CSV line (double quotes, `""` inside them).
-fn split_csv(line: &str) -> Vec<String> {
-    let (mut out, mut cur, mut quoted) = (Vec::new(), String::new(), false);
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out.into_iter().map(|f| f.trim().to_string()).collect()
 }
 
 /// RFC 3339, `YYYY-MM-DD` (midnight UTC) or Unix seconds, as µs.
@@ -647,16 +606,15 @@ pub async fn detect(store: &Store, model: Option<(&SequenceModel, u64)>, args: &
         Ok(())
     })
     .await?;
-    let fmt = |us: i64| chrono::DateTime::from_timestamp_micros(us).map(|t| t.to_rfc3339()).unwrap_or_default();
     for (service, scored) in pending {
         let mut rows: Vec<AlarmRow> = Vec::new();
         for sc in &scored {
             for a in alarms(&sc.scores, args.threshold, args.merge_gap).into_iter().filter(|a| a.steps >= args.min_steps) {
                 let us = [sc.grid.at(a.start), sc.grid.at(a.end) + step_us, sc.grid.at(a.peak)];
                 rows.push(AlarmRow {
-                    ts: fmt(us[0]),
-                    end_ts: fmt(us[1]),
-                    peak_ts: fmt(us[2]),
+                    ts: crate::rfc3339(us[0]),
+                    end_ts: crate::rfc3339(us[1]),
+                    peak_ts: crate::rfc3339(us[2]),
                     service: service.clone(),
                     metric: sc.series.metric.clone(),
                     labels: sc.series.labels.clone(),
@@ -804,7 +762,7 @@ mod tests {
     #[test]
     fn selectors_match_names_and_labels() {
         let l = "deployment=d-1,pod=a\\,b,role=canary";
-        assert_eq!(parse_labels(l), vec![("deployment".into(), "d-1".into()), ("pod".into(), "a,b".into()), ("role".into(), "canary".into())]);
+        assert_eq!(parse_labels_string(l), vec![("deployment".into(), "d-1".into()), ("pod".into(), "a,b".into()), ("role".into(), "canary".into())]);
         let s = Selector::parse("cpu{role=\"canary\",pod=~\"a.*\"}").unwrap();
         assert!(s.matches("svc", "cpu", l));
         assert!(!s.matches("svc", "mem", l));

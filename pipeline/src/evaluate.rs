@@ -32,6 +32,7 @@ use omen_models::registry::{AnyRegistry, ModelRef, Registry, VersionRef};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::rfc3339_secs as rfc3339;
 use crate::error::{Error, Result};
 
 /// `[evaluate]` of `omen.toml`.
@@ -550,9 +551,6 @@ fn minutes(us: i64) -> f64 {
     us as f64 / 60e6
 }
 
-fn rfc3339(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default()
-}
 
 fn median(v: &[f64]) -> Option<f64> {
     if v.is_empty() {

@@ -27,6 +27,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::rfc3339;
 use crate::error::{Error, Result};
 
 /// What `omen features build` did.
@@ -232,9 +233,6 @@ pub(crate) fn is_counter(metric: &str) -> bool {
     ["_total", "_count", "_sum", "_bucket", "_created"].iter().any(|s| metric.ends_with(s))
 }
 
-fn rfc3339(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us).map(|t| t.to_rfc3339()).unwrap_or_default()
-}
 
 fn column_err(dataset: &str, column: &str, e: PolarsError) -> Error {
     Error::input(format!("{dataset}/"), format!("column `{column}`: {e} (re-ingest with this version of omen)"))

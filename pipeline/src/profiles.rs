@@ -23,11 +23,12 @@ use omen_features::Store;
 use omen_features::feature::request::{RequestRow, RequestSpace, SESSION_GAP_S};
 use omen_features::schema::REQUESTS;
 use omen_models::kmeans::{Clustering, KMeansParams};
-use omen_models::registry::{AnyRegistry, CHAMPION, Expect, Lineage, NewVersion, Registry};
+use omen_models::registry::{AnyRegistry, Lineage, NewVersion, Registry};
 use polars::prelude::*;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::rfc3339_secs as rfc3339;
 use crate::error::{Error, Result};
 
 /// `omen profiles fit` options.
@@ -195,9 +196,6 @@ async fn read_requests(store: &Store, service: Option<&str>) -> Result<Requests>
     Ok(Requests { ts, method: strs("method")?, route: strs("route")?, status, bytes, latency, ua: strs("ua_class")?, gap })
 }
 
-fn rfc3339(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default()
-}
 
 /// What `omen profiles fit` did.
 #[derive(Debug, Clone, Serialize)]
@@ -476,7 +474,7 @@ async fn register(registry: &AnyRegistry, set: &ProfileSet, json: Vec<u8>) -> Re
         tags: BTreeMap::from([("profile_version".to_string(), set.version.clone())]),
     };
     let v = registry.register(new, &mut |_| {}).await?;
-    let _ = registry.set_alias("omen-profiles", CHAMPION, v.version, Expect::Absent, "register").await;
+    crate::registry::crown_first(registry, &v).await?;
     Ok(Some(v.version))
 }
 

@@ -18,6 +18,7 @@ use omen_serve::client::{Client, ScoreAnswer, ScoreInput, Series};
 use polars::prelude::*;
 use serde::Serialize;
 
+use crate::rfc3339_secs as rfc3339;
 use crate::config::{Config, Source};
 use crate::error::{Error, Result};
 use crate::features::FeaturesSummary;
@@ -347,32 +348,9 @@ async fn canary_inputs(store: &Store, picks: &[Pick]) -> Result<Vec<ScoreInput>>
         .collect())
 }
 
-/// The `labels` column back into a map: `k=v` joined by `,`, `\`, `,` and `=` escaped by `\`.
+/// The `labels` column back into a map.
 fn parse_labels(s: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let (mut key, mut cur, mut in_value, mut esc) = (String::new(), String::new(), false, false);
-    for c in s.chars() {
-        match (esc, c) {
-            (true, c) => {
-                cur.push(c);
-                esc = false;
-            }
-            (false, '\\') => esc = true,
-            (false, '=') if !in_value => {
-                key = std::mem::take(&mut cur);
-                in_value = true;
-            }
-            (false, ',') => {
-                out.insert(std::mem::take(&mut key), std::mem::take(&mut cur));
-                in_value = false;
-            }
-            (false, c) => cur.push(c),
-        }
-    }
-    if in_value {
-        out.insert(key, cur);
-    }
-    out
+    omen_features::ingest::metrics::parse_labels_string(s).into_iter().collect()
 }
 
 /// A started `omen-serve`, killed when dropped unless it was stopped.
@@ -448,9 +426,6 @@ async fn serve_and_score(binary: &Path, store: &str, registry: &str, config: &Pa
     Ok((ServeRun { binary: name.clone(), listen, ready_seconds, exit_code: status.code() }, answers))
 }
 
-fn rfc3339(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default()
-}
 
 fn short(sha: &str) -> &str {
     &sha[..sha.len().min(8)]

@@ -68,14 +68,19 @@ pub async fn register_trained(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Registered> {
     let v = register_version(registry, args, summary, model, bands, schema, progress).await?;
-    // The first version of a model becomes its champion; later ones wait for a promotion.
-    let champion = match registry.set_alias(&v.name, CHAMPION, v.version, Expect::Absent, "register").await {
-        Ok(_) => true,
-        // Already registered (the same artifact again), maybe as the champion.
-        Err(omen_models::Error::Conflict { .. }) => v.aliases.iter().any(|a| a == CHAMPION),
-        Err(e) => return Err(e.into()),
-    };
+    let champion = crown_first(registry, &v).await?;
     Ok(Registered { registry: registry.url().to_string(), name: v.name, version: v.version, champion })
+}
+
+/// The first version of a model becomes its champion; later ones wait for a promotion. Whether
+/// `v` is the champion now (a re-registered artifact may already be).
+pub async fn crown_first(registry: &AnyRegistry, v: &ModelVersion) -> Result<bool> {
+    match registry.set_alias(&v.name, CHAMPION, v.version, Expect::Absent, "register").await {
+        Ok(_) => Ok(true),
+        // Another version is the champion, or this one already was (the same artifact again).
+        Err(omen_models::Error::Conflict { .. }) => Ok(v.aliases.iter().any(|a| a == CHAMPION)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Registers a trained GBDT as a new version, moving no alias (`omen retrain` decides).

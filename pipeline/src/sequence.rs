@@ -25,7 +25,7 @@ use omen_features::Store;
 use omen_features::feature::sequence::{Normalisation, SequenceLayout, encode_targets, encode_window, sequence_schema};
 use omen_features::feature::{DeploymentWindows, FeatureParams, WindowsBuilder, parse_duration};
 use omen_features::history::read_deployments;
-use omen_models::registry::{AnyRegistry, CHAMPION, Expect, Lineage, NewVersion, Progress, Registry};
+use omen_models::registry::{AnyRegistry, Lineage, NewVersion, Progress, Registry};
 use omen_models::judge::{JudgeParams, MetricInput, ValidJudgeParams, Verdict, judge};
 use omen_models::sequence::rollback::{Slo, breach_probability};
 use omen_features::feature::series::{SeriesLayout, resample};
@@ -801,10 +801,6 @@ pub async fn register_sequence(
         tags: [("label".to_string(), "label_failed".to_string())].into_iter().collect(),
     };
     let v = registry.register(new, progress).await?;
-    let champion = match registry.set_alias(&v.name, CHAMPION, v.version, Expect::Absent, "register").await {
-        Ok(_) => true,
-        Err(omen_models::Error::Conflict { .. }) => false,
-        Err(e) => return Err(e.into()),
-    };
+    let champion = crate::registry::crown_first(registry, &v).await?;
     Ok(Registered { registry: registry.url().to_string(), name: v.name, version: v.version, champion })
 }

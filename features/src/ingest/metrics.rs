@@ -306,6 +306,36 @@ fn labels_string<K: AsRef<str>, V: AsRef<str>>(labels: &[(K, V)]) -> String {
     out
 }
 
+/// The inverse of [`canonical_labels`]: the `labels` column of `metrics/` back into its `(k, v)`
+/// pairs, in order (`\` escapes the next character; a pair without `=` has an empty value).
+pub fn parse_labels_string(s: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let (mut k, mut v, mut in_value, mut escaped) = (String::new(), String::new(), false, false);
+    for c in s.chars() {
+        if escaped {
+            if in_value { v.push(c) } else { k.push(c) }
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '=' if !in_value => in_value = true,
+            ',' => {
+                if !k.is_empty() {
+                    out.push((std::mem::take(&mut k), std::mem::take(&mut v)));
+                }
+                in_value = false;
+            }
+            _ if in_value => v.push(c),
+            _ => k.push(c),
+        }
+    }
+    if !k.is_empty() {
+        out.push((k, v));
+    }
+    out
+}
+
 fn escape_into(out: &mut String, s: &str) {
     if !s.bytes().any(|b| matches!(b, b'\\' | b',' | b'=')) {
         out.push_str(s);

@@ -399,7 +399,7 @@ pub struct Alarm {
 pub fn alarms(scores: &[f64], threshold: f64, merge_gap: usize) -> Vec<Alarm> {
     let mut out: Vec<Alarm> = Vec::new();
     for (t, &s) in scores.iter().enumerate() {
-        if !(s >= threshold) {
+        if s.is_nan() || threshold.is_nan() || s < threshold {
             continue;
         }
         match out.last_mut() {
