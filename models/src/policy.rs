@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::judge::Classification;
+use crate::sequence::SloBreach;
 
 /// `[serve.policy]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,8 +36,25 @@ pub struct PolicyConfig {
     pub nodata: NodataAction,
     /// A stream that has held this many times in a row rolls back (0: hold for ever).
     pub max_holds: u32,
-    /// Upper bounds per metric on the predicted performance at 100 % traffic: a point above the
-    /// bound holds, a 95 % interval entirely above it rolls back.
+    /// Upper bounds per metric (SLOs). On the predicted performance at 100 % traffic: a point
+    /// above the bound holds, a 95 % interval entirely above it rolls back. On the sequence
+    /// model's forecast of the canary: see `breach_rollback_probability`.
+    pub slo: BTreeMap<String, f64>,
+    /// Per service (`[serve.policy.services.<service>.slo]`): bounds that replace `slo`'s for the
+    /// metrics they name (a latency bound of one service means nothing for another).
+    pub services: BTreeMap<String, ServicePolicy>,
+    /// When the sequence model (`omen-sequence`) forecasts that a metric breaches its SLO
+    /// within the forecast horizon with at least this probability: roll back, before the
+    /// breach …
+    pub breach_rollback_probability: f64,
+    /// … and with at least this probability: hold.
+    pub breach_hold_probability: f64,
+}
+
+/// `[serve.policy.services.<service>]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServicePolicy {
     pub slo: BTreeMap<String, f64>,
 }
 
@@ -60,6 +78,9 @@ impl Default for PolicyConfig {
             nodata: NodataAction::Hold,
             max_holds: 0,
             slo: BTreeMap::new(),
+            services: BTreeMap::new(),
+            breach_rollback_probability: 0.9,
+            breach_hold_probability: 0.5,
         }
     }
 }
@@ -68,6 +89,8 @@ impl Default for PolicyConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     cfg: PolicyConfig,
+    /// Per service with overrides: `slo` with them applied.
+    slo_by_service: BTreeMap<String, BTreeMap<String, f64>>,
 }
 
 impl PolicyConfig {
@@ -85,6 +108,8 @@ impl PolicyConfig {
             ("advance_probability", self.advance_probability),
             ("hold_probability", self.hold_probability),
             ("min_confidence", self.min_confidence),
+            ("breach_rollback_probability", self.breach_rollback_probability),
+            ("breach_hold_probability", self.breach_hold_probability),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 return bad(f, format!("must lie in [0, 1], got {v}"));
@@ -99,10 +124,35 @@ impl PolicyConfig {
                 ),
             );
         }
+        if self.breach_hold_probability > self.breach_rollback_probability {
+            return bad(
+                "breach_hold_probability",
+                format!(
+                    "must not exceed breach_rollback_probability, got {} > {}",
+                    self.breach_hold_probability, self.breach_rollback_probability
+                ),
+            );
+        }
         if self.stable_checks == 0 {
             return bad("stable_checks", "must be at least 1".into());
         }
-        Ok(Policy { cfg: self })
+        let slos = std::iter::once(("slo".to_string(), &self.slo))
+            .chain(self.services.iter().map(|(s, p)| (format!("services.{s}.slo"), &p.slo)));
+        for (at, slo) in slos {
+            if let Some((m, v)) = slo.iter().find(|(_, v)| !v.is_finite()) {
+                return bad(&format!("{at}.{m}"), format!("must be a finite number, got {v}"));
+            }
+        }
+        let slo_by_service = self
+            .services
+            .iter()
+            .map(|(s, p)| {
+                let mut m = self.slo.clone();
+                m.extend(p.slo.iter().map(|(k, v)| (k.clone(), *v)));
+                (s.clone(), m)
+            })
+            .collect();
+        Ok(Policy { cfg: self, slo_by_service })
     }
 }
 
@@ -143,6 +193,11 @@ pub struct Evidence {
     pub mostly_nodata: bool,
     /// Predicted performance at 100 %: (metric, point, 95 % interval lower end if known).
     pub performance: Vec<(String, f64, Option<f64>)>,
+    /// The sequence model's forecast SLO breaches within its horizon (against
+    /// [`Policy::slo`] of the service).
+    pub breaches: Vec<SloBreach>,
+    /// The service (its SLOs may differ from the defaults).
+    pub service: String,
     /// The canary's weight now.
     pub current_weight: f64,
 }
@@ -176,6 +231,11 @@ impl Policy {
         &self.cfg
     }
 
+    /// The SLOs of `service`: `[serve.policy.slo]` with the service's overrides applied.
+    pub fn slo(&self, service: &str) -> &BTreeMap<String, f64> {
+        self.slo_by_service.get(service).unwrap_or(&self.cfg.slo)
+    }
+
     /// The first step above `w` (100 when none).
     fn next_step(&self, w: f64) -> f64 {
         self.cfg.steps.iter().copied().find(|s| *s > w + 1e-9).unwrap_or(100.0)
@@ -201,10 +261,12 @@ impl Policy {
                 )]),
             );
         }
-        // 3. Performance at full traffic beyond an SLO, surely: roll back; probably: hold.
+        // 3. Performance at full traffic beyond an SLO, surely: roll back; probably: hold. The
+        //    same for the canary's own forecast within the sequence model's horizon.
         let mut perf_hold = Vec::new();
+        let slo = self.slo(&e.service);
         for (metric, point, lower95) in &e.performance {
-            if let Some(bound) = c.slo.get(metric) {
+            if let Some(bound) = slo.get(metric) {
                 if lower95.is_some_and(|l| l > *bound) {
                     return self.finish(
                         state,
@@ -217,6 +279,18 @@ impl Policy {
                 if *point > *bound {
                     perf_hold.push(format!("`{metric}` at 100 % traffic is predicted at {point:.4}, above its SLO {bound}"));
                 }
+            }
+        }
+        for b in &e.breaches {
+            let said = format!(
+                "`{}` is forecast above its SLO {} within {} steps with probability {:.2}",
+                b.metric, b.limit, b.step, b.probability
+            );
+            if b.probability >= c.breach_rollback_probability {
+                return self.finish(state, out(Decision::Rollback, 0.0, vec![format!("{said} ≥ {:.2}", c.breach_rollback_probability)]));
+            }
+            if b.probability >= c.breach_hold_probability {
+                perf_hold.push(said);
             }
         }
         // 4. The judge sees a failure now.
@@ -315,6 +389,8 @@ mod tests {
             judge_score: 100.0,
             mostly_nodata: false,
             performance: vec![],
+            breaches: vec![],
+            service: "shop".into(),
             current_weight: 5.0,
         }
     }
@@ -406,5 +482,42 @@ mod tests {
         assert_eq!(p.decide(&e, &mut StreamState::default(), false).decision, Decision::Hold);
         e.performance = vec![("latency_p99".into(), 260.0, Some(210.0))];
         assert_eq!(p.decide(&e, &mut StreamState::default(), false).decision, Decision::Rollback);
+    }
+
+    #[test]
+    fn forecast_breaches_hold_or_roll_back_against_the_services_slo() {
+        let mut slo = BTreeMap::new();
+        slo.insert("memory_mb".to_string(), 600.0);
+        slo.insert("latency_p99".to_string(), 200.0);
+        let mut services = BTreeMap::new();
+        services.insert("search".to_string(), ServicePolicy { slo: [("latency_p99".to_string(), 900.0)].into() });
+        let p = PolicyConfig { slo, services, ..Default::default() }.check().unwrap();
+        assert_eq!(p.slo("search")["latency_p99"], 900.0);
+        assert_eq!(p.slo("search")["memory_mb"], 600.0, "the defaults the service does not override");
+        assert_eq!(p.slo("shop")["latency_p99"], 200.0);
+        let breach = |probability: f64| SloBreach { metric: "memory_mb".into(), limit: 600.0, probability, step: 4 };
+        let mut e = ev(0.05);
+        e.breaches = vec![breach(0.3)];
+        assert_eq!(p.decide(&e, &mut StreamState::default(), false).decision, Decision::Continue);
+        e.breaches = vec![breach(0.6)];
+        let o = p.decide(&e, &mut StreamState::default(), false);
+        assert_eq!(o.decision, Decision::Hold);
+        assert!(o.because[0].contains("`memory_mb` is forecast above its SLO 600 within 4 steps with probability 0.60"), "{:?}", o.because);
+        e.breaches = vec![breach(0.95)];
+        let o = p.decide(&e, &mut StreamState::default(), false);
+        assert_eq!((o.decision, o.next_weight), (Decision::Rollback, 0.0));
+        // the performance rule reads the service's bound
+        let mut e = ev(0.05);
+        e.performance = vec![("latency_p99".into(), 260.0, Some(210.0))];
+        assert_eq!(p.decide(&e, &mut StreamState::default(), false).decision, Decision::Rollback);
+        e.service = "search".into();
+        assert_eq!(p.decide(&e, &mut StreamState::default(), false).decision, Decision::Continue);
+        // bad settings name the field
+        let e = PolicyConfig { breach_hold_probability: 0.95, ..Default::default() }.check().unwrap_err();
+        assert!(e.to_string().contains("serve.policy.breach_hold_probability"), "{e}");
+        let mut services = BTreeMap::new();
+        services.insert("search".to_string(), ServicePolicy { slo: [("latency_p99".to_string(), f64::NAN)].into() });
+        let e = PolicyConfig { services, ..Default::default() }.check().unwrap_err();
+        assert!(e.to_string().contains("serve.policy.services.search.slo.latency_p99"), "{e}");
     }
 }

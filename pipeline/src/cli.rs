@@ -129,6 +129,10 @@ pub enum Command {
         /// The last fraction of deployments (by start) held out [default: [evaluate] holdout, 0.2]
         #[arg(long)]
         holdout: Option<f64>,
+        /// The sequence models whose forecast SLO breaches take part in the replayed decisions,
+        /// as in omen-serve; `none` for none [default: omen-sequence@champion, when there is one]
+        #[arg(long, value_name = "NAME[@ALIAS|/VERSION]|none")]
+        sequence: Option<String>,
     },
     /// The scheduled job: ingest the configured sources, build features, fit profiles, train
     /// challengers, evaluate them against the champion and the reference judge, promote or not,

@@ -11,8 +11,11 @@
 //! checkpoint), with the ROC, PR and calibration curves; gain and mean |TreeSHAP| per feature.
 //! Then the decisions: each held-out deployment's checkpoints are replayed, in order, as one
 //! `ScoreStream` of `omen-serve` would answer them — the model's calibrated probability, the
-//! reference judge on the canary and baseline samples from the start to the checkpoint, and the
-//! policy of `[serve.policy]` ([`omen_models::policy`], the code `omen-serve` runs); the first
+//! reference judge on the canary and baseline samples from the start to the checkpoint, the
+//! forecast SLO breaches of the sequence champion when there is one
+//! ([`omen_models::sequence::SequenceModel::assess`] on the samples up to the checkpoint, with the
+//! service's SLOs), and the policy of `[serve.policy]` ([`omen_models::policy`], the code
+//! `omen-serve` runs); the first
 //! `ROLLBACK` (before any `PROMOTE`) is omen's detection. The reference judge alone rolls back at
 //! the first checkpoint it fails the canary (Kayenta: a score below `marginal`, or a critical
 //! metric). Recall is over deployments that truly fail (`label_failed`), the false-rollback rate
@@ -64,6 +67,52 @@ pub struct EvaluateArgs {
     /// `[serve.policy]`, `[serve.judge]`.
     pub policy: PolicyConfig,
     pub judge: Option<JudgeParams>,
+    /// The sequence models `omen-serve` answers with beside the candidates (the champion of
+    /// `omen-sequence`, [`load_sequence`]): their forecast SLO breaches take part in the replayed
+    /// decisions as they do in the served ones.
+    pub sequence: Option<SequenceCandidate>,
+}
+
+/// The sequence models of the replay.
+#[derive(Clone)]
+pub struct SequenceCandidate {
+    pub name: String,
+    pub version: u64,
+    pub model: omen_models::sequence::SequenceModel,
+    /// End of the time range of its fitted deployments, µs (when its lineage records one).
+    pub trained_to_us: Option<i64>,
+}
+
+impl std::fmt::Debug for SequenceCandidate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SequenceCandidate").field("name", &self.name).field("version", &self.version).finish_non_exhaustive()
+    }
+}
+
+/// Loads the sequence models of `which` (`omen-sequence@champion`, `omen-sequence/2`; `none`:
+/// none), verified; the champion by default, and nothing when there is none.
+pub async fn load_sequence(registry: &AnyRegistry, which: Option<&str>) -> Result<Option<SequenceCandidate>> {
+    if which == Some("none") {
+        return Ok(None);
+    }
+    let r = ModelRef::parse(which.unwrap_or("omen-sequence@champion"))?;
+    let v = r.version.clone().unwrap_or(VersionRef::Alias(omen_models::registry::CHAMPION.into()));
+    let art = match registry.fetch(&r.name, &v).await {
+        Ok(a) => a,
+        Err(omen_models::Error::NotFound { .. }) if which.is_none() => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let model = omen_models::sequence::SequenceModel::from_verified(&art)?;
+    let version = art.version();
+    let trained_to_us = match version.lineage.time_to.as_deref() {
+        Some(t) => Some(
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map_err(|e| Error::input(format!("{}/{}", version.name, version.version), format!("lineage time_to `{t}`: {e}")))?
+                .timestamp_micros(),
+        ),
+        None => None,
+    };
+    Ok(Some(SequenceCandidate { name: version.name.clone(), version: version.version, model, trained_to_us }))
 }
 
 /// `[serve.policy]` and `[serve.judge]` from the `[serve]` table of `omen.toml`, as `omen-serve`
@@ -238,6 +287,10 @@ pub struct Evaluation {
     pub holdout: Holdout,
     pub policy: PolicyConfig,
     pub judge: JudgeFigures,
+    /// The sequence models whose forecast SLO breaches took part in the decisions
+    /// (`omen-sequence/3`); `None`: none did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<String>,
     pub models: Vec<ModelFigures>,
     pub profiles: Vec<ProfileMix>,
     /// Where the report was written, when it was.
@@ -271,6 +324,9 @@ impl Evaluation {
             pct(j.false_rollback_rate),
             min(j.detection_minutes_median)
         );
+        if let Some(s) = &self.sequence {
+            out += &format!("  decisions replayed with {s}: its forecast SLO breaches hold and roll back as in omen-serve\n");
+        }
         for m in &self.models {
             let c = &m.classifier;
             out += &format!(
@@ -410,7 +466,12 @@ pub async fn evaluate(store: &Store, registry_url: &str, candidates: &[Candidate
     let total = labelled.len();
     let n_hold = ((total as f64) * cfg.holdout).ceil() as usize;
     let held_all = labelled.split_off(total - n_hold.min(total));
-    let cutoff = candidates.iter().map(|c| c.trained_to_us).max().unwrap_or(i64::MIN);
+    let cutoff = candidates
+        .iter()
+        .map(|c| c.trained_to_us)
+        .chain(args.sequence.as_ref().and_then(|s| s.trained_to_us))
+        .max()
+        .unwrap_or(i64::MIN);
     let (held, seen): (Vec<Held<'_>>, Vec<Held<'_>>) = held_all.into_iter().partition(|h| h.rows.first().is_some_and(|r| r.1 > cutoff));
     if held.is_empty() {
         return Err(Error::input(
@@ -423,7 +484,7 @@ pub async fn evaluate(store: &Store, registry_url: &str, candidates: &[Candidate
     }
 
     // The reference judge at every checkpoint of every held-out deployment.
-    let judge_rows = judge_checkpoints(store, &deployments, &held, args.judge.as_ref()).await?;
+    let judge_rows = judge_checkpoints(store, &deployments, &held, args.judge.as_ref(), args.sequence.as_ref(), &policy).await?;
     let (judge_names, judge_at) = judge_rows;
     let judge_decisions: Vec<Option<f64>> = held
         .iter()
@@ -467,6 +528,8 @@ pub async fn evaluate(store: &Store, registry_url: &str, candidates: &[Candidate
                     judge_score: j.score,
                     mostly_nodata: j.mostly_nodata,
                     performance: vec![],
+                    breaches: j.breaches.clone(),
+                    service: h.dep.service.clone(),
                     current_weight: weight_at(h.dep, *cp),
                 };
                 match policy.decide(&e, &mut state, true).decision {
@@ -537,6 +600,7 @@ pub async fn evaluate(store: &Store, registry_url: &str, candidates: &[Candidate
         holdout,
         policy: args.policy.clone(),
         judge: JudgeFigures { name: "mann-whitney".into(), metrics: judge_names, decisions: judge_dec, by_mode: judge_modes },
+        sequence: args.sequence.as_ref().map(|s| format!("{}/{}", s.name, s.version)),
         models,
         profiles: profile_mix(store).await?,
         report: None,
@@ -588,6 +652,8 @@ struct JudgeAt {
     score: f64,
     critical: Vec<String>,
     mostly_nodata: bool,
+    /// The sequence models' forecast SLO breaches at the checkpoint (none without them).
+    breaches: Vec<omen_models::sequence::SloBreach>,
 }
 
 /// The reference judge at every checkpoint of every held-out deployment, as `omen-serve` judges a
@@ -597,8 +663,20 @@ async fn judge_checkpoints(
     deployments: &[Deployment],
     held: &[Held<'_>],
     configured: Option<&JudgeParams>,
+    sequence: Option<&SequenceCandidate>,
+    policy: &Policy,
 ) -> Result<(Vec<String>, Vec<Vec<JudgeAt>>)> {
-    let only: Vec<String> = configured.map(|j| j.metrics.iter().map(|m| m.name.clone()).collect()).unwrap_or_default();
+    // One read of `metrics/` for the judge and the sequence models.
+    let only: Vec<String> = match configured {
+        Some(j) => {
+            let mut only: Vec<String> = j.metrics.iter().map(|m| m.name.clone()).collect();
+            only.extend(sequence.iter().flat_map(|s| s.model.layout.metrics.iter().cloned()));
+            only.sort();
+            only.dedup();
+            only
+        }
+        None => Vec::new(),
+    };
     let (samples, names) = crate::features::read_samples(store, deployments, &only).await?;
     let judged: Vec<String> = match configured {
         Some(j) => j.metrics.iter().map(|m| m.name.clone()).collect(),
@@ -610,6 +688,20 @@ async fn judge_checkpoints(
     };
     let index: HashMap<&str, usize> = deployments.iter().enumerate().map(|(i, d)| (d.id.as_str(), i)).collect();
     let metric_ids: Vec<(usize, &String)> = names.iter().enumerate().filter(|(_, n)| judged.contains(*n)).collect();
+    // The held-out deployments' windows, as `omen-serve` gathers a request's samples.
+    let mut windows: HashMap<usize, omen_features::feature::WindowsBuilder> = HashMap::new();
+    if sequence.is_some() {
+        for h in held {
+            let d = h.dep;
+            windows.insert(index[d.id.as_str()], omen_features::feature::WindowsBuilder::new(d.started_at, None, None, d.steps.clone()));
+        }
+        for ((di, mi, role), list) in &samples.groups {
+            if let Some(b) = windows.get_mut(di) {
+                b.extend(&names[*mi as usize], *role, list.iter().cloned());
+            }
+        }
+    }
+    let windows: HashMap<usize, omen_features::feature::DeploymentWindows> = windows.into_iter().map(|(k, b)| (k, b.finish())).collect();
     let mut out = Vec::with_capacity(held.len());
     for h in held {
         let di = index[h.dep.id.as_str()];
@@ -627,8 +719,15 @@ async fn judge_checkpoints(
             .collect();
         let mut at = Vec::with_capacity(h.rows.len());
         for &(_, cp) in &h.rows {
+            // The code `omen-serve` runs: `SequenceModel::assess` against the service's SLOs.
+            let breaches = match (sequence, windows.get(&di)) {
+                (Some(s), Some(w)) => {
+                    s.model.assess(w, cp, h.dep.started_at, policy.slo(&h.dep.service))?.map(|a| a.breaches).unwrap_or_default()
+                }
+                _ => Vec::new(),
+            };
             let Some(p) = &params else {
-                at.push(JudgeAt { classification: Classification::Pass, score: 0.0, critical: vec![], mostly_nodata: true });
+                at.push(JudgeAt { classification: Classification::Pass, score: 0.0, critical: vec![], mostly_nodata: true, breaches });
                 continue;
             };
             let within = |v: &[(i64, f64)]| -> Vec<f64> { v.iter().filter(|x| x.0 >= h.dep.started_at && x.0 <= cp).map(|x| x.1).collect() };
@@ -641,6 +740,7 @@ async fn judge_checkpoints(
                 score: rep.score,
                 critical: rep.critical_failures.clone(),
                 mostly_nodata: rep.metrics.is_empty() || nodata * 2 >= rep.metrics.len(),
+                breaches,
             });
         }
         out.push(at);

@@ -188,7 +188,7 @@ small,.note{color:#666;font-size:12px}
     );
     let _ = write!(
         s,
-        r#"<p class="note">store {} · registry {} · hold-out: the last {:.0} % of {} deployments by start ({} to {}), {} evaluated ({} failing, {} healthy, {} rows), {} left out because a model was fitted on their rows. Decisions: <code>[serve.policy]</code> rollback at p ≥ {}, confidence ≥ {}, replayed per checkpoint as omen-serve's stream; reference judge <code>{}</code> on {}.</p>"#,
+        r#"<p class="note">store {} · registry {} · hold-out: the last {:.0} % of {} deployments by start ({} to {}), {} evaluated ({} failing, {} healthy, {} rows), {} left out because a model was fitted on their rows. Decisions: <code>[serve.policy]</code> rollback at p ≥ {}, confidence ≥ {}, replayed per checkpoint as omen-serve's stream{}; reference judge <code>{}</code> on {}.</p>"#,
         esc(&e.store),
         esc(&e.registry),
         h.fraction * 100.0,
@@ -202,6 +202,7 @@ small,.note{color:#666;font-size:12px}
         h.deployments_seen_in_training,
         e.policy.rollback_probability,
         e.policy.min_confidence,
+        e.sequence.as_ref().map_or(String::new(), |q| format!(", with the forecast SLO breaches of <code>{}</code>", esc(q))),
         esc(&e.judge.name),
         esc(&e.judge.metrics.join(", "))
     );

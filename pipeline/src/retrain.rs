@@ -452,7 +452,9 @@ async fn run_locked(
         failure.summary.time_to.as_deref(),
         failure.model.clone(),
     )?);
-    let eargs = EvaluateArgs { models: vec![], config: config.evaluate.clone(), policy, judge };
+    // The served sequence champion takes part in the replayed decisions, as in omen-serve.
+    let sequence = evaluate::load_sequence(registry, None).await?;
+    let eargs = EvaluateArgs { models: vec![], config: config.evaluate.clone(), policy, judge, sequence };
     let evaluation = evaluate::evaluate(store, registry.url(), &candidates, &eargs).await?;
     stage(rep, "evaluate", t);
     let ch = evaluation.models.last().ok_or_else(|| Error::input("evaluate", "no figures for the challenger"))?;

@@ -5,7 +5,9 @@
 //! `omen_features::feature` (the code `omen features build` runs offline, so training and
 //! serving see the same features), the calibrated failure probability and its TreeSHAP
 //! contributions from the champion `omen-failure`, the predicted performance at 100 % from the
-//! champion `omen-performance` (when there is one), Kayenta's Mann-Whitney verdict per metric
+//! champion `omen-performance` (when there is one), the forecasts, forecast SLO breaches and
+//! failure probability of the champion `omen-sequence` (when there is one; `SequenceModel::assess`,
+//! the code `omen train sequence` evaluates with), Kayenta's Mann-Whitney verdict per metric
 //! from the reference judge, and the [`policy`]'s decision.
 //!
 //! # The decision policy
@@ -15,13 +17,17 @@
 //! 1. A `critical` metric failed (Kayenta's semantics): **ROLLBACK**.
 //! 2. The failure probability is at least `rollback_probability` (0.7) with a confidence of at
 //!    least `min_confidence` (0.65): **ROLLBACK**, before the judge sees anything.
-//! 3. A metric with an SLO (`[serve.policy.slo]`) is predicted above it at 100 % traffic even
-//!    at its 95 % interval's lower end: **ROLLBACK**.
+//! 3. A metric with an SLO (`[serve.policy.slo]`, or the service's own under
+//!    `[serve.policy.services.<service>.slo]`) is predicted above it at 100 % traffic even at
+//!    its 95 % interval's lower end, or the champion `omen-sequence` forecasts the canary above
+//!    it within the forecast horizon with a probability of at least
+//!    `breach_rollback_probability` (0.9): **ROLLBACK**, before the breach.
 //! 4. The judge's score is below `marginal` (a `Fail`) while the metrics have data:
 //!    **ROLLBACK**.
 //! 5. Half or more of the judged metrics have no data: **HOLD** (or ROLLBACK with
 //!    `nodata = "rollback"`): no abort on a scrape gap (argoproj/argo-rollouts#2866).
 //! 6. Confidence below `min_confidence`, a predicted SLO breach at the point estimate, a
+//!    forecast breach with a probability of at least `breach_hold_probability` (0.5), a
 //!    marginal judge, or a canary not (yet) healthy: **HOLD** at the current weight
 //!    (argoproj/argo-rollouts#1905: hold rather than abort when unsure).
 //! 7. Otherwise the canary is healthy: after `stable_checks` healthy answers in a row (streams;

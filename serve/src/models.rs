@@ -16,6 +16,15 @@ use crate::error::{Error, Result};
 pub const FAILURE: &str = "omen-failure";
 /// The performance regressor's name.
 pub const PERFORMANCE: &str = "omen-performance";
+/// The LSTM sequence models' name.
+pub const SEQUENCE: &str = "omen-sequence";
+
+/// The sequence champion (forecaster and classifier), ready to assess canary windows.
+#[derive(Debug)]
+pub struct LoadedSequence {
+    pub version: ModelVersion,
+    pub model: omen_models::sequence::SequenceModel,
+}
 
 /// A GBDT champion, ready to score.
 #[derive(Debug)]
@@ -37,6 +46,8 @@ pub struct Loaded {
 pub struct Snapshot {
     pub failure: Option<Arc<Loaded>>,
     pub performance: Option<Arc<Loaded>>,
+    /// The LSTM forecaster and classifier (optional: answers carry no `sequence` without it).
+    pub sequence: Option<Arc<LoadedSequence>>,
     pub history: Arc<History>,
     /// Unix seconds of the last successful load.
     pub loaded_at: f64,
@@ -100,6 +111,18 @@ pub async fn load_champion(registry: &AnyRegistry, name: &str) -> Result<Option<
         .and_then(|l| l.strip_suffix("__at_full"))
         .map(str::to_owned);
     Ok(Some(Loaded { version, model, features, encoder, target_metric, bands }))
+}
+
+/// Loads the champion of `omen-sequence`: fetched (checksum verified), its format and input
+/// schema checked. `Ok(None)` when there is none.
+pub async fn load_sequence_champion(registry: &AnyRegistry) -> Result<Option<LoadedSequence>> {
+    let art = match registry.fetch(SEQUENCE, &VersionRef::Alias(CHAMPION.into())).await {
+        Ok(a) => a,
+        Err(omen_models::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let model = omen_models::sequence::SequenceModel::from_verified(&art)?;
+    Ok(Some(LoadedSequence { version: art.version().clone(), model }))
 }
 
 /// Whether `old` is the same version (number and artifact) as the registry's current champion.

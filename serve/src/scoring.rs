@@ -334,6 +334,13 @@ impl Scorer {
             performance.push(proto::PerformancePrediction { metric, point, interval_80, interval_95 });
         }
 
+        // The sequence models, when there is a champion: the very `assess` that `omen evaluate`
+        // replays held-out canaries through.
+        let assessment = match &snap.sequence {
+            Some(s) => s.model.assess(&windows, checkpoint, started, self.policy.slo(&r.service))?,
+            None => None,
+        };
+
         // The reference judge on the same windows.
         let cached;
         let params: Option<&ValidJudgeParams> = match &self.judge {
@@ -369,6 +376,8 @@ impl Scorer {
             judge_score,
             mostly_nodata,
             performance: evidence_perf,
+            breaches: assessment.as_ref().map(|a| a.breaches.clone()).unwrap_or_default(),
+            service: r.service.clone(),
             current_weight: r.current_weight,
         };
         let outcome = self.policy.decide(&evidence, &mut memory.policy, stream);
@@ -402,9 +411,12 @@ impl Scorer {
                 detail: format!("{} the failure log-odds by {:.3}", if shap[i] > 0.0 { "raises" } else { "lowers" }, shap[i].abs()),
             });
         }
-        let mut models = vec![used(failure)];
+        let mut models = vec![used(&failure.version)];
         if let Some(p) = &snap.performance {
-            models.push(used(p));
+            models.push(used(&p.version));
+        }
+        if let (Some(s), Some(_)) = (&snap.sequence, &assessment) {
+            models.push(used(&s.version));
         }
         Ok(proto::ScoreResponse {
             deployment_id: r.deployment_id.clone(),
@@ -430,6 +442,7 @@ impl Scorer {
                 confidence,
                 judge_score
             ),
+            sequence: assessment.map(sequence_answer),
         })
     }
 }
@@ -439,12 +452,37 @@ fn within(s: &proto::Sample, start: i64, end: i64) -> bool {
     t >= start && t <= end
 }
 
-fn used(m: &Loaded) -> proto::ModelUsed {
+/// A champion as the answer names it.
+pub(crate) fn used(v: &omen_models::registry::ModelVersion) -> proto::ModelUsed {
     proto::ModelUsed {
-        name: m.version.name.clone(),
-        version: m.version.version,
+        name: v.name.clone(),
+        version: v.version,
         alias: omen_models::registry::CHAMPION.into(),
-        artifact_blake3: m.version.artifact.blake3.clone(),
+        artifact_blake3: v.artifact.blake3.clone(),
+    }
+}
+
+fn sequence_answer(a: omen_models::sequence::Assessment) -> proto::SequenceAssessment {
+    proto::SequenceAssessment {
+        failure_probability: a.failure_probability,
+        window_end: a.end as f64 / US,
+        step_seconds: a.step_us as f64 / US,
+        steps_with_data: a.steps_with_data as u32,
+        missing_metrics: a.missing,
+        forecasts: a
+            .forecasts
+            .into_iter()
+            .map(|f| proto::MetricForecast {
+                metric: f.metric,
+                levels: f.levels,
+                steps: f.quantiles.into_iter().map(|values| proto::Quantiles { values }).collect(),
+            })
+            .collect(),
+        breaches: a
+            .breaches
+            .into_iter()
+            .map(|b| proto::SloBreach { metric: b.metric, limit: b.limit, probability: b.probability, step: b.step as u32 })
+            .collect(),
     }
 }
 

@@ -16,7 +16,7 @@ use crate::auth::Tokens;
 use crate::config::{ServeConfig, duration};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::models::{FAILURE, PERFORMANCE, Shared, Snapshot, load_champion, same};
+use crate::models::{FAILURE, PERFORMANCE, SEQUENCE, Shared, Snapshot, load_champion, load_sequence_champion, same};
 use crate::policy::Policy;
 use crate::proto;
 use crate::scorelog::ScoreLog;
@@ -44,6 +44,7 @@ async fn reload(registry: &AnyRegistry, store: Option<&Store>, old: &Snapshot, m
     let mut next = Snapshot {
         failure: old.failure.clone(),
         performance: old.performance.clone(),
+        sequence: old.sequence.clone(),
         history: old.history.clone(),
         loaded_at: old.loaded_at,
     };
@@ -73,6 +74,29 @@ async fn reload(registry: &AnyRegistry, store: Option<&Store>, old: &Snapshot, m
                 metrics.reload_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(model = name, error = %e, "refused the new champion; the loaded model keeps serving");
             }
+        }
+    }
+    // The sequence models: optional, verified the same way.
+    match registry.version(SEQUENCE, &VersionRef::Alias(CHAMPION.into())).await {
+        Ok(v) if next.sequence.as_ref().is_some_and(|o| o.version.version == v.version && o.version.artifact.blake3 == v.artifact.blake3) => {}
+        Ok(_) => match load_sequence_champion(registry).await {
+            Ok(Some(m)) => {
+                tracing::info!(model = SEQUENCE, version = m.version.version, "loaded the champion");
+                metrics.model(SEQUENCE, m.version.version);
+                metrics.reloads.fetch_add(1, Ordering::Relaxed);
+                next.sequence = Some(Arc::new(m));
+                changed = true;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                metrics.reload_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(model = SEQUENCE, error = %e, "refused the new champion; the loaded model keeps serving");
+            }
+        },
+        Err(omen_models::Error::NotFound { .. }) => {}
+        Err(e) => {
+            metrics.reload_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(model = SEQUENCE, error = %e, "the registry did not answer; keeping what is loaded");
         }
     }
     if changed {

@@ -191,12 +191,9 @@ impl App {
         let models = [&snap.failure, &snap.performance]
             .into_iter()
             .flatten()
-            .map(|m| proto::ModelUsed {
-                name: m.version.name.clone(),
-                version: m.version.version,
-                alias: omen_models::registry::CHAMPION.into(),
-                artifact_blake3: m.version.artifact.blake3.clone(),
-            })
+            .map(|m| &m.version)
+            .chain(snap.sequence.as_ref().map(|s| &s.version))
+            .map(crate::scoring::used)
             .collect();
         proto::GetModelsResponse { models, registry: self.registry.clone(), loaded_at: snap.loaded_at }
     }

@@ -110,6 +110,35 @@ pub struct MetricForecast {
     pub quantiles: Vec<Vec<f64>>,
 }
 
+/// The sequence models' reading of one canary window ([`SequenceModel::assess`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Assessment {
+    /// The LSTM classifier's failure probability (not calibrated: a second opinion beside the
+    /// GBDT's calibrated one).
+    pub failure_probability: f64,
+    /// The window's end (µs) and step (µs): forecast step `k` ends at `end + (k + 1) · step_us`.
+    pub end: i64,
+    pub step_us: i64,
+    pub steps_with_data: usize,
+    /// Metrics of the model without a sample in the window (NODATA; their forecasts come from
+    /// the other metrics alone and no breach is read from them).
+    pub missing: Vec<String>,
+    pub forecasts: Vec<MetricForecast>,
+    /// The metrics with an SLO, and the probability it is breached within the horizon.
+    pub breaches: Vec<SloBreach>,
+}
+
+/// The forecast breach of one metric's upper bound.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SloBreach {
+    pub metric: String,
+    pub limit: f64,
+    /// The largest of the horizon's per-step breach probabilities.
+    pub probability: f64,
+    /// The forecast step (1-based) where it is largest.
+    pub step: usize,
+}
+
 impl SequenceModel {
     /// Assembles a fitted model (the modules on any device; they are kept on the CPU).
     pub fn new(
@@ -225,6 +254,47 @@ impl SequenceModel {
     pub fn failure_probability(&self, input: &SequenceInput) -> crate::Result<f64> {
         self.check_window(&input.values)?;
         Ok(self.failure_probability_batch(&self.as_sequences(&input.values))[0])
+    }
+
+    /// What the sequence models read in the window ending at `end` of a canary that started at
+    /// `started_at`: the classifier's failure probability, every metric's forecast, and for each
+    /// metric with an upper bound in `slo` (and data in the window) the probability that the
+    /// bound is breached within the horizon. `omen-serve`'s answers and `omen evaluate`'s replay
+    /// both come from here. `None` when no step of the window has data: there is nothing to
+    /// read, and a forecast from padding alone would be a guess.
+    pub fn assess(
+        &self,
+        windows: &DeploymentWindows,
+        end: i64,
+        started_at: i64,
+        slo: &std::collections::BTreeMap<String, f64>,
+    ) -> crate::Result<Option<Assessment>> {
+        let input = self.encode(windows, end, started_at);
+        if input.steps_with_data == 0 {
+            return Ok(None);
+        }
+        let failure_probability = self.failure_probability(&input)?;
+        let forecasts = self.forecast(&input)?;
+        let breaches = forecasts
+            .iter()
+            .filter(|f| !input.missing.contains(&f.metric))
+            .filter_map(|f| {
+                let limit = *slo.get(&f.metric)?;
+                let (per_step, probability) =
+                    rollback::breach_probability(f, &rollback::Slo { metric: f.metric.clone(), max: Some(limit), min: None });
+                let step = per_step.iter().position(|p| *p == probability).unwrap_or(0) + 1;
+                Some(SloBreach { metric: f.metric.clone(), limit, probability, step })
+            })
+            .collect();
+        Ok(Some(Assessment {
+            failure_probability,
+            end,
+            step_us: self.layout.step_us,
+            steps_with_data: input.steps_with_data,
+            missing: input.missing,
+            forecasts,
+            breaches,
+        }))
     }
 
     /// The artifact: magic, format version, a JSON header (the training config, the layout, the

@@ -126,11 +126,11 @@ pub(crate) fn http(port: u16, method: &str, path: &str, body: Option<&str>, toke
     (status, body)
 }
 
-fn rt() -> tokio::runtime::Runtime {
+pub(crate) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
-async fn client(port: u16) -> CanaryScorerClient<tonic::transport::Channel> {
+pub(crate) async fn client(port: u16) -> CanaryScorerClient<tonic::transport::Channel> {
     let t0 = Instant::now();
     loop {
         match CanaryScorerClient::connect(format!("http://127.0.0.1:{port}")).await {
