@@ -133,6 +133,11 @@ pub enum Command {
         /// as in omen-serve; `none` for none [default: omen-sequence@champion, when there is one]
         #[arg(long, value_name = "NAME[@ALIAS|/VERSION]|none")]
         sequence: Option<String>,
+        /// The performance model whose predictions at 100 % traffic meet [serve.policy.slo] in
+        /// the replayed decisions; `none` for none [default: omen-performance@champion, when
+        /// there is one]
+        #[arg(long, value_name = "NAME[@ALIAS|/VERSION]|none")]
+        performance: Option<String>,
     },
     /// The scheduled job: ingest the configured sources, build features, fit profiles, train
     /// challengers, evaluate them against the champion and the reference judge, promote or not,

@@ -71,6 +71,51 @@ pub struct EvaluateArgs {
     /// `omen-sequence`, [`load_sequence`]): their forecast SLO breaches take part in the replayed
     /// decisions as they do in the served ones.
     pub sequence: Option<SequenceCandidate>,
+    /// The performance model `omen-serve` answers with (the champion of `omen-performance`,
+    /// [`load_performance`]): its predictions at 100 % traffic meet `[serve.policy.slo]` in the
+    /// replayed decisions as in the served ones.
+    pub performance: Option<PerformanceCandidate>,
+}
+
+/// The performance model of the replay.
+#[derive(Debug, Clone)]
+pub struct PerformanceCandidate {
+    pub name: String,
+    pub version: u64,
+    /// The metric it predicts at full traffic.
+    pub metric: String,
+    pub model: omen_models::gbdt::IntervalModel,
+    pub trained_to_us: Option<i64>,
+}
+
+fn lineage_to(version: &omen_models::registry::ModelVersion) -> Result<Option<i64>> {
+    match version.lineage.time_to.as_deref() {
+        Some(t) => Ok(Some(
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map_err(|e| Error::input(format!("{}/{}", version.name, version.version), format!("lineage time_to `{t}`: {e}")))?
+                .timestamp_micros(),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Loads the performance model of `which` (`omen-performance@champion`, `omen-performance/2`;
+/// `none`: none), verified; the champion by default, and nothing when there is none.
+pub async fn load_performance(registry: &AnyRegistry, which: Option<&str>) -> Result<Option<PerformanceCandidate>> {
+    if which == Some("none") {
+        return Ok(None);
+    }
+    let r = ModelRef::parse(which.unwrap_or("omen-performance@champion"))?;
+    let v = r.version.clone().unwrap_or(VersionRef::Alias(omen_models::registry::CHAMPION.into()));
+    let art = match registry.fetch(&r.name, &v).await {
+        Ok(a) => a,
+        Err(omen_models::Error::NotFound { .. }) if which.is_none() => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let version = art.version().clone();
+    let model = art.interval_model(Some(&version.schema.hash))?;
+    let metric = version.target_metric().map(str::to_owned).unwrap_or_else(|| version.name.clone());
+    Ok(Some(PerformanceCandidate { name: version.name.clone(), version: version.version, metric, model, trained_to_us: lineage_to(&version)? }))
 }
 
 /// The sequence models of the replay.
@@ -104,15 +149,7 @@ pub async fn load_sequence(registry: &AnyRegistry, which: Option<&str>) -> Resul
     };
     let model = omen_models::sequence::SequenceModel::from_verified(&art)?;
     let version = art.version();
-    let trained_to_us = match version.lineage.time_to.as_deref() {
-        Some(t) => Some(
-            chrono::DateTime::parse_from_rfc3339(t)
-                .map_err(|e| Error::input(format!("{}/{}", version.name, version.version), format!("lineage time_to `{t}`: {e}")))?
-                .timestamp_micros(),
-        ),
-        None => None,
-    };
-    Ok(Some(SequenceCandidate { name: version.name.clone(), version: version.version, model, trained_to_us }))
+    Ok(Some(SequenceCandidate { name: version.name.clone(), version: version.version, model, trained_to_us: lineage_to(version)? }))
 }
 
 /// `[serve.policy]` and `[serve.judge]` from the `[serve]` table of `omen.toml`, as `omen-serve`
@@ -291,6 +328,10 @@ pub struct Evaluation {
     /// (`omen-sequence/3`); `None`: none did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sequence: Option<String>,
+    /// The performance model whose predictions at 100 % traffic met the SLOs in the decisions
+    /// (`omen-performance/2`); `None`: none did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub performance: Option<String>,
     pub models: Vec<ModelFigures>,
     pub profiles: Vec<ProfileMix>,
     /// Where the report was written, when it was.
@@ -326,6 +367,9 @@ impl Evaluation {
         );
         if let Some(s) = &self.sequence {
             out += &format!("  decisions replayed with {s}: its forecast SLO breaches hold and roll back as in omen-serve\n");
+        }
+        if let Some(p) = &self.performance {
+            out += &format!("  decisions replayed with {p}: its predictions at 100 % traffic meet [serve.policy.slo] as in omen-serve\n");
         }
         for m in &self.models {
             let c = &m.classifier;
@@ -470,6 +514,7 @@ pub async fn evaluate(store: &Store, registry_url: &str, candidates: &[Candidate
         .iter()
         .map(|c| c.trained_to_us)
         .chain(args.sequence.as_ref().and_then(|s| s.trained_to_us))
+        .chain(args.performance.as_ref().and_then(|p| p.trained_to_us))
         .max()
         .unwrap_or(i64::MIN);
     let (held, seen): (Vec<Held<'_>>, Vec<Held<'_>>) = held_all.into_iter().partition(|h| h.rows.first().is_some_and(|r| r.1 > cutoff));
@@ -497,6 +542,24 @@ pub async fn evaluate(store: &Store, registry_url: &str, candidates: &[Candidate
     let judge_dec = decisions(&held, &judge_decisions);
     let judge_modes = by_mode(&held, &judge_decisions, &judge_decisions, &horizons, &cfg.slow_modes);
 
+    // The performance model's predictions at 100 % traffic per row: (point, 95 % lower end).
+    let perf: Option<Vec<(f64, Option<f64>)>> = match &args.performance {
+        Some(p) => {
+            let names = &p.model.point.feature_names;
+            let x = design(&df, names, &format!("{}/{}", p.name, p.version))?;
+            let d = names.len();
+            Some(
+                (0..df.height())
+                    .map(|i| {
+                        let xi = &x[i * d..(i + 1) * d];
+                        let point = p.model.point.predict(xi);
+                        (point, p.model.interval(xi, point, 0.95).map(|b| b.0))
+                    })
+                    .collect(),
+            )
+        }
+        None => None,
+    };
     let mut models = Vec::new();
     for c in candidates {
         let x = design(&df, &c.model.feature_names, &c.asked_as)?;
@@ -527,7 +590,10 @@ pub async fn evaluate(store: &Store, registry_url: &str, candidates: &[Candidate
                     judge: j.classification,
                     judge_score: j.score,
                     mostly_nodata: j.mostly_nodata,
-                    performance: vec![],
+                    performance: match (&args.performance, &perf) {
+                        (Some(pc), Some(rows)) => vec![(pc.metric.clone(), rows[*row].0, rows[*row].1)],
+                        _ => vec![],
+                    },
                     breaches: j.breaches.clone(),
                     service: h.dep.service.clone(),
                     current_weight: weight_at(h.dep, *cp),
@@ -601,6 +667,7 @@ pub async fn evaluate(store: &Store, registry_url: &str, candidates: &[Candidate
         policy: args.policy.clone(),
         judge: JudgeFigures { name: "mann-whitney".into(), metrics: judge_names, decisions: judge_dec, by_mode: judge_modes },
         sequence: args.sequence.as_ref().map(|s| format!("{}/{}", s.name, s.version)),
+        performance: args.performance.as_ref().map(|p| format!("{}/{}", p.name, p.version)),
         models,
         profiles: profile_mix(store).await?,
         report: None,

@@ -265,7 +265,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let report = omen_pipeline::detect::detect(&store, model.as_ref().map(|(m, v)| (m, *v)), &args).await?;
                 print(json, &report, || report.human())?;
             }
-            Command::Evaluate { report, models, holdout, sequence } => {
+            Command::Evaluate { report, models, holdout, sequence, performance } => {
                 let mut cfg = config.evaluate.clone();
                 if let Some(h) = holdout {
                     cfg.holdout = h;
@@ -274,7 +274,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let registry = open_registry(&registry_url)?;
                 let candidates = omen_pipeline::evaluate::load_candidates(&registry, &models).await?;
                 let sequence = omen_pipeline::evaluate::load_sequence(&registry, sequence.as_deref()).await?;
-                let args = omen_pipeline::evaluate::EvaluateArgs { models, config: cfg, policy, judge, sequence };
+                let performance = omen_pipeline::evaluate::load_performance(&registry, performance.as_deref()).await?;
+                let args = omen_pipeline::evaluate::EvaluateArgs { models, config: cfg, policy, judge, sequence, performance };
                 let mut e = omen_pipeline::evaluate::evaluate(&store, &registry_url, &candidates, &args).await?;
                 if let Some(dir) = &report {
                     e.report = Some(dir.join("index.html").display().to_string());

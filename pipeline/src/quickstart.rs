@@ -151,7 +151,8 @@ pub async fn run(store: &Store, registry: &AnyRegistry, config: &Config, metrics
     let (policy, judge) = crate::evaluate::serve_settings(config.serve.as_ref())?;
     let candidates = crate::evaluate::load_candidates(registry, &[]).await?;
     let sequence = crate::evaluate::load_sequence(registry, None).await?;
-    let eval_args = crate::evaluate::EvaluateArgs { models: vec![], config: config.evaluate.clone(), policy, judge, sequence };
+    let performance = crate::evaluate::load_performance(registry, None).await?;
+    let eval_args = crate::evaluate::EvaluateArgs { models: vec![], config: config.evaluate.clone(), policy, judge, sequence, performance };
     let mut evaluation = crate::evaluate::evaluate(store, &opts.registry_url, &candidates, &eval_args).await?;
     let report_dir = Path::new(store.url()).join("reports").join("quickstart");
     evaluation.report = Some(report_dir.join("index.html").display().to_string());

@@ -202,7 +202,10 @@ small,.note{color:#666;font-size:12px}
         h.deployments_seen_in_training,
         e.policy.rollback_probability,
         e.policy.min_confidence,
-        e.sequence.as_ref().map_or(String::new(), |q| format!(", with the forecast SLO breaches of <code>{}</code>", esc(q))),
+        [e.sequence.as_ref().map(|q| format!(", with the forecast SLO breaches of <code>{}</code>", esc(q))), e.performance.as_ref().map(|q| format!(", with the predictions at 100 % traffic of <code>{}</code> against <code>[serve.policy.slo]</code>", esc(q)))]
+            .into_iter()
+            .flatten()
+            .collect::<String>(),
         esc(&e.judge.name),
         esc(&e.judge.metrics.join(", "))
     );

@@ -454,7 +454,8 @@ async fn run_locked(
     )?);
     // The served sequence champion takes part in the replayed decisions, as in omen-serve.
     let sequence = evaluate::load_sequence(registry, None).await?;
-    let eargs = EvaluateArgs { models: vec![], config: config.evaluate.clone(), policy, judge, sequence };
+    let performance = evaluate::load_performance(registry, None).await?;
+    let eargs = EvaluateArgs { models: vec![], config: config.evaluate.clone(), policy, judge, sequence, performance };
     let evaluation = evaluate::evaluate(store, registry.url(), &candidates, &eargs).await?;
     stage(rep, "evaluate", t);
     let ch = evaluation.models.last().ok_or_else(|| Error::input("evaluate", "no figures for the challenger"))?;

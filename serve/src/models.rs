@@ -104,12 +104,7 @@ pub async fn load_champion(registry: &AnyRegistry, name: &str) -> Result<Option<
     let encoder = InputEncoder::new(features.schema(), &model.feature_names).map_err(|missing| {
         Error::Unavailable(format!("`{name}` version {}: its feature set does not give the inputs {}", version.version, missing.join(", ")))
     })?;
-    let target_metric = version
-        .tags
-        .get("label")
-        .and_then(|l| l.strip_prefix("label__"))
-        .and_then(|l| l.strip_suffix("__at_full"))
-        .map(str::to_owned);
+    let target_metric = version.target_metric().map(str::to_owned);
     Ok(Some(Loaded { version, model, features, encoder, target_metric, bands }))
 }
 

@@ -325,8 +325,8 @@ impl Scorer {
             let metric = p.target_metric.clone().unwrap_or_else(|| p.version.name.clone());
             let band = |coverage: f64| {
                 p.bands.iter().find(|b| (b.conformal.coverage - coverage).abs() < 1e-9).map(|b| {
-                    let (lo, hi) = b.conformal.interval(b.lo.predict(&xp), b.hi.predict(&xp));
-                    proto::Interval { lower: lo.min(point), upper: hi.max(point) }
+                    let (lower, upper) = b.around(&xp, point);
+                    proto::Interval { lower, upper }
                 })
             };
             let (interval_80, interval_95) = (band(0.8), band(0.95));

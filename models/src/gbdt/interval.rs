@@ -24,6 +24,15 @@ pub struct Band {
     pub conformal: Conformal,
 }
 
+impl Band {
+    /// The band's interval for the row `x` whose point prediction is `point`: the conformal
+    /// interval of the quantile models, widened to contain the point.
+    pub fn around(&self, x: &[f64], point: f64) -> (f64, f64) {
+        let (lo, hi) = self.conformal.interval(self.lo.predict(x), self.hi.predict(x));
+        (lo.min(point), hi.max(point))
+    }
+}
+
 /// The point model and its intervals.
 #[derive(Debug, Clone)]
 pub struct IntervalModel {
@@ -43,11 +52,16 @@ impl IntervalModel {
             .bands
             .iter()
             .map(|b| {
-                let (lo, hi) = b.conformal.interval(b.lo.predict(x), b.hi.predict(x));
-                (b.conformal.coverage, lo.min(point), hi.max(point))
+                let (lo, hi) = b.around(x, point);
+                (b.conformal.coverage, lo, hi)
             })
             .collect();
         (point, bands)
+    }
+
+    /// The interval of the band of `coverage` (0.8, 0.95) for the row `x`, when there is one.
+    pub fn interval(&self, x: &[f64], point: f64, coverage: f64) -> Option<(f64, f64)> {
+        self.bands.iter().find(|b| (b.conformal.coverage - coverage).abs() < 1e-9).map(|b| b.around(x, point))
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {

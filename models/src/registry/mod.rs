@@ -77,6 +77,14 @@ pub struct ModelVersion {
     pub deleted_at: Option<String>,
 }
 
+impl ModelVersion {
+    /// For a performance model (trained on `label__<metric>__at_full`, its `label` tag): the
+    /// metric it predicts at full traffic.
+    pub fn target_metric(&self) -> Option<&str> {
+        self.tags.get("label")?.strip_prefix("label__")?.strip_suffix("__at_full")
+    }
+}
+
 /// The artifact of a version: what file it is and its checksum.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArtifactInfo {

@@ -562,4 +562,20 @@ fn a_performance_champion_adds_predictions_at_full_traffic_with_intervals() {
     assert!(i95.lower <= i80.lower && i80.lower <= p.point && p.point <= i80.upper && i80.upper <= i95.upper, "{p:?}");
     assert!(i95.upper.is_finite() && i95.lower.is_finite());
     assert_eq!(r.models.len(), 2);
+
+    // `omen evaluate` replays the policy with the performance champion too: an SLO that every
+    // prediction breaks, surely, rolls every held-out canary back at its first checkpoint, except
+    // in the service whose own SLO is lax.
+    let config = dir.path().join("omen.toml");
+    std::fs::write(&config, "[serve.policy.slo]\nmetric_00 = -1e12\n[serve.policy.services.svc01.slo]\nmetric_00 = 1e12\n").unwrap();
+    let c = config.to_str().unwrap();
+    let with = json_ok(&omen(dir.path(), &["evaluate", "--store", s, "--config", c, "--json"]));
+    let without = json_ok(&omen(dir.path(), &["evaluate", "--store", s, "--config", c, "--performance", "none", "--json"]));
+    assert_eq!(with["performance"], "omen-performance/1", "{with}");
+    assert!(without.get("performance").is_none());
+    let (w, wo) = (&with["models"][0]["decisions"], &without["models"][0]["decisions"]);
+    let healthy = w["healthy"].as_u64().unwrap();
+    let rolled = w["false_rollbacks"].as_u64().unwrap();
+    assert!(healthy >= 10 && rolled > wo["false_rollbacks"].as_u64().unwrap() && rolled < healthy, "with {w}\nwithout {wo}");
+    assert_eq!(w["detection_minutes"].as_array().unwrap().len(), w["detected"].as_u64().unwrap() as usize);
 }
