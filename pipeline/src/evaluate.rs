@@ -99,19 +99,25 @@ fn lineage_to(version: &omen_models::registry::ModelVersion) -> Result<Option<i6
     }
 }
 
-/// Loads the performance model of `which` (`omen-performance@champion`, `omen-performance/2`;
-/// `none`: none), verified; the champion by default, and nothing when there is none.
-pub async fn load_performance(registry: &AnyRegistry, which: Option<&str>) -> Result<Option<PerformanceCandidate>> {
+/// The artifact of `which` (`none`: nothing), verified; by default the champion of `name`, and
+/// nothing when it has none (a version asked for by name must exist).
+async fn fetch_companion(registry: &AnyRegistry, which: Option<&str>, name: &str) -> Result<Option<omen_models::registry::VerifiedArtifact>> {
     if which == Some("none") {
         return Ok(None);
     }
-    let r = ModelRef::parse(which.unwrap_or("omen-performance@champion"))?;
+    let r = ModelRef::parse(which.unwrap_or(&format!("{name}@champion")))?;
     let v = r.version.clone().unwrap_or(VersionRef::Alias(omen_models::registry::CHAMPION.into()));
-    let art = match registry.fetch(&r.name, &v).await {
-        Ok(a) => a,
-        Err(omen_models::Error::NotFound { .. }) if which.is_none() => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
+    match registry.fetch(&r.name, &v).await {
+        Ok(a) => Ok(Some(a)),
+        Err(omen_models::Error::NotFound { .. }) if which.is_none() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Loads the performance model of `which` (`omen-performance@champion`, `omen-performance/2`;
+/// `none`: none), verified; the champion by default, and nothing when there is none.
+pub async fn load_performance(registry: &AnyRegistry, which: Option<&str>) -> Result<Option<PerformanceCandidate>> {
+    let Some(art) = fetch_companion(registry, which, "omen-performance").await? else { return Ok(None) };
     let version = art.version().clone();
     let model = art.interval_model(Some(&version.schema.hash))?;
     let metric = version.target_metric().map(str::to_owned).unwrap_or_else(|| version.name.clone());
@@ -137,16 +143,7 @@ impl std::fmt::Debug for SequenceCandidate {
 /// Loads the sequence models of `which` (`omen-sequence@champion`, `omen-sequence/2`; `none`:
 /// none), verified; the champion by default, and nothing when there is none.
 pub async fn load_sequence(registry: &AnyRegistry, which: Option<&str>) -> Result<Option<SequenceCandidate>> {
-    if which == Some("none") {
-        return Ok(None);
-    }
-    let r = ModelRef::parse(which.unwrap_or("omen-sequence@champion"))?;
-    let v = r.version.clone().unwrap_or(VersionRef::Alias(omen_models::registry::CHAMPION.into()));
-    let art = match registry.fetch(&r.name, &v).await {
-        Ok(a) => a,
-        Err(omen_models::Error::NotFound { .. }) if which.is_none() => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
+    let Some(art) = fetch_companion(registry, which, "omen-sequence").await? else { return Ok(None) };
     let model = omen_models::sequence::SequenceModel::from_verified(&art)?;
     let version = art.version();
     Ok(Some(SequenceCandidate { name: version.name.clone(), version: version.version, model, trained_to_us: lineage_to(version)? }))
