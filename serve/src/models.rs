@@ -121,6 +121,6 @@ pub async fn load_sequence_champion(registry: &AnyRegistry) -> Result<Option<Loa
 }
 
 /// Whether `old` is the same version (number and artifact) as the registry's current champion.
-pub fn same(old: Option<&Arc<Loaded>>, new: &ModelVersion) -> bool {
-    old.is_some_and(|o| o.version.version == new.version && o.version.artifact.blake3 == new.artifact.blake3)
+pub fn same(old: Option<&ModelVersion>, new: &ModelVersion) -> bool {
+    old.is_some_and(|o| o.version == new.version && o.artifact.blake3 == new.artifact.blake3)
 }

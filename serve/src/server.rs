@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use omen_features::Store;
-use omen_models::registry::{AnyRegistry, CHAMPION, Registry, VersionRef};
+use omen_models::registry::{AnyRegistry, CHAMPION, ModelVersion, Registry, VersionRef};
 use tokio::sync::{Notify, Semaphore, watch};
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
@@ -51,53 +51,17 @@ async fn reload(registry: &AnyRegistry, store: Option<&Store>, old: &Snapshot, m
     let mut changed = false;
     for name in [FAILURE, PERFORMANCE] {
         let slot = if name == FAILURE { &mut next.failure } else { &mut next.performance };
-        match registry.version(name, &VersionRef::Alias(CHAMPION.into())).await {
-            Ok(v) if same(slot.as_ref(), &v) => continue,
-            Ok(_) => {}
-            Err(omen_models::Error::NotFound { .. }) => continue,
-            Err(e) => {
-                metrics.reload_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(model = name, error = %e, "the registry did not answer; keeping what is loaded");
-                continue;
-            }
-        }
-        match load_champion(registry, name).await {
-            Ok(Some(m)) => {
-                tracing::info!(model = name, version = m.version.version, "loaded the champion");
-                metrics.model(name, m.version.version);
-                metrics.reloads.fetch_add(1, Ordering::Relaxed);
-                *slot = Some(Arc::new(m));
-                changed = true;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                metrics.reload_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(model = name, error = %e, "refused the new champion; the loaded model keeps serving");
-            }
+        let current = slot.as_ref().map(|m| &m.version);
+        if let Some(m) = reload_one(registry, name, current, metrics, load_champion(registry, name), |m| m.version.version).await {
+            *slot = Some(Arc::new(m));
+            changed = true;
         }
     }
     // The sequence models: optional, verified the same way.
-    match registry.version(SEQUENCE, &VersionRef::Alias(CHAMPION.into())).await {
-        Ok(v) if next.sequence.as_ref().is_some_and(|o| o.version.version == v.version && o.version.artifact.blake3 == v.artifact.blake3) => {}
-        Ok(_) => match load_sequence_champion(registry).await {
-            Ok(Some(m)) => {
-                tracing::info!(model = SEQUENCE, version = m.version.version, "loaded the champion");
-                metrics.model(SEQUENCE, m.version.version);
-                metrics.reloads.fetch_add(1, Ordering::Relaxed);
-                next.sequence = Some(Arc::new(m));
-                changed = true;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                metrics.reload_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(model = SEQUENCE, error = %e, "refused the new champion; the loaded model keeps serving");
-            }
-        },
-        Err(omen_models::Error::NotFound { .. }) => {}
-        Err(e) => {
-            metrics.reload_failures.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(model = SEQUENCE, error = %e, "the registry did not answer; keeping what is loaded");
-        }
+    let current = next.sequence.as_ref().map(|m| &m.version);
+    if let Some(m) = reload_one(registry, SEQUENCE, current, metrics, load_sequence_champion(registry), |m| m.version.version).await {
+        next.sequence = Some(Arc::new(m));
+        changed = true;
     }
     if changed {
         next.loaded_at = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
@@ -118,6 +82,44 @@ async fn reload(registry: &AnyRegistry, store: Option<&Store>, old: &Snapshot, m
         }
     }
     next
+}
+
+/// One champion: the newly loaded model when the registry's champion of `name` is not `current`
+/// and `load` fetches and verifies it; `None` when nothing changed, there is no champion, or the
+/// registry did not answer or the new champion was refused (counted and logged: what is loaded
+/// keeps serving).
+async fn reload_one<T>(
+    registry: &AnyRegistry,
+    name: &str,
+    current: Option<&ModelVersion>,
+    metrics: &Metrics,
+    load: impl std::future::Future<Output = Result<Option<T>>>,
+    version: impl Fn(&T) -> u64,
+) -> Option<T> {
+    match registry.version(name, &VersionRef::Alias(CHAMPION.into())).await {
+        Ok(v) if same(current, &v) => return None,
+        Ok(_) => {}
+        Err(omen_models::Error::NotFound { .. }) => return None,
+        Err(e) => {
+            metrics.reload_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(model = name, error = %e, "the registry did not answer; keeping what is loaded");
+            return None;
+        }
+    }
+    match load.await {
+        Ok(Some(m)) => {
+            tracing::info!(model = name, version = version(&m), "loaded the champion");
+            metrics.model(name, version(&m));
+            metrics.reloads.fetch_add(1, Ordering::Relaxed);
+            Some(m)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            metrics.reload_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(model = name, error = %e, "refused the new champion; the loaded model keeps serving");
+            None
+        }
+    }
 }
 
 async fn set_health(reporter: &tonic_health::server::HealthReporter, ready: bool) {
