@@ -75,6 +75,10 @@ pub enum Command {
         /// sequence: the series detector's window, in steps
         #[arg(long, default_value_t = 30)]
         detector_window: usize,
+        /// sequence: fit on at most this many of the most recent training deployments (all by
+        /// default; the validation and held-out deployments do not change)
+        #[arg(long)]
+        max_train_deployments: Option<usize>,
         /// Orders the time-based split (file order without it)
         #[arg(long)]
         time_column: Option<String>,

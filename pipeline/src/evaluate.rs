@@ -75,6 +75,9 @@ pub struct EvaluateArgs {
     /// [`load_performance`]): its predictions at 100 % traffic meet `[serve.policy.slo]` in the
     /// replayed decisions as in the served ones.
     pub performance: Option<PerformanceCandidate>,
+    /// Leave out of the hold-out the deployments up to this time too (µs), as if a model fitted on
+    /// them took part: `omen retrain` compares two replays on one hold-out with it.
+    pub holdout_after_us: Option<i64>,
 }
 
 /// The performance model of the replay.
@@ -89,10 +92,15 @@ pub struct PerformanceCandidate {
 }
 
 fn lineage_to(version: &omen_models::registry::ModelVersion) -> Result<Option<i64>> {
-    match version.lineage.time_to.as_deref() {
+    time_to_us(&format!("{}/{}", version.name, version.version), version.lineage.time_to.as_deref())
+}
+
+/// A lineage's `time_to` (RFC 3339) in µs; `what` names the model in the error.
+pub fn time_to_us(what: &str, time_to: Option<&str>) -> Result<Option<i64>> {
+    match time_to {
         Some(t) => Ok(Some(
             chrono::DateTime::parse_from_rfc3339(t)
-                .map_err(|e| Error::input(format!("{}/{}", version.name, version.version), format!("lineage time_to `{t}`: {e}")))?
+                .map_err(|e| Error::input(what, format!("lineage time_to `{t}`: {e}")))?
                 .timestamp_micros(),
         )),
         None => Ok(None),
@@ -192,6 +200,55 @@ pub struct Lead {
     pub omen_earlier: usize,
     pub judge_earlier: usize,
     pub same: usize,
+}
+
+/// The decisions of one failure model replayed with one sequence model (or none).
+#[derive(Debug, Clone, Serialize)]
+pub struct Replay {
+    /// The sequence model whose forecast SLO breaches took part (`omen-sequence/3`); `None`: none.
+    pub sequence: Option<String>,
+    pub decisions: Decisions,
+    pub lead: Lead,
+    /// The slow failure modes (`[evaluate] slow_modes`), where forecasts matter.
+    pub slow_modes: Vec<ModeFigures>,
+}
+
+impl Replay {
+    /// The replay of `figures` (evaluated with `sequence`).
+    pub fn of(figures: &ModelFigures, sequence: Option<String>) -> Replay {
+        Replay {
+            sequence,
+            decisions: figures.decisions.clone(),
+            lead: figures.lead.clone(),
+            slow_modes: figures.by_mode.iter().filter(|m| m.slow).cloned().collect(),
+        }
+    }
+
+    /// Median lead over the judge on the slow modes' deployments (minutes).
+    pub fn slow_lead_minutes(&self) -> Option<f64> {
+        let mut v: Vec<f64> = self.slow_modes.iter().flat_map(|m| m.lead.minutes.iter().copied()).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+    }
+}
+
+/// `omen retrain`'s comparison of an `omen-sequence` challenger with the served sequence model:
+/// the same failure model's decisions replayed with each, on the same hold-out.
+#[derive(Debug, Clone, Serialize)]
+pub struct SequenceComparison {
+    /// The failure model whose decisions were replayed (`omen-failure@challenger`).
+    pub decider: String,
+    /// The challenger (`omen-sequence/4`; version 0: not registered, a dry run).
+    pub challenger: String,
+    pub with_served: Replay,
+    pub with_challenger: Replay,
+    /// `promoted`, `kept`, `rejected`, or `dry_run`.
+    pub outcome: String,
+    pub reasons: Vec<String>,
 }
 
 /// One failure mode (or `none` for healthy deployments).
@@ -330,6 +387,9 @@ pub struct Evaluation {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub performance: Option<String>,
     pub models: Vec<ModelFigures>,
+    /// `omen retrain`'s comparison of a new `omen-sequence` challenger with the served one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequence_challenger: Option<SequenceComparison>,
     pub profiles: Vec<ProfileMix>,
     /// Where the report was written, when it was.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -419,6 +479,7 @@ struct Held<'a> {
 }
 
 /// A model to evaluate, loaded.
+#[derive(Clone)]
 pub struct Candidate {
     pub asked_as: String,
     pub name: String,
@@ -512,6 +573,7 @@ pub async fn evaluate(store: &Store, registry_url: &str, candidates: &[Candidate
         .map(|c| c.trained_to_us)
         .chain(args.sequence.as_ref().and_then(|s| s.trained_to_us))
         .chain(args.performance.as_ref().and_then(|p| p.trained_to_us))
+        .chain(args.holdout_after_us)
         .max()
         .unwrap_or(i64::MIN);
     let (held, seen): (Vec<Held<'_>>, Vec<Held<'_>>) = held_all.into_iter().partition(|h| h.rows.first().is_some_and(|r| r.1 > cutoff));
@@ -666,6 +728,7 @@ pub async fn evaluate(store: &Store, registry_url: &str, candidates: &[Candidate
         sequence: args.sequence.as_ref().map(|s| format!("{}/{}", s.name, s.version)),
         performance: args.performance.as_ref().map(|p| format!("{}/{}", p.name, p.version)),
         models,
+        sequence_challenger: None,
         profiles: profile_mix(store).await?,
         report: None,
     })

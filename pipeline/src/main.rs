@@ -169,6 +169,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 detector_windows,
                 detector_step,
                 detector_window,
+                max_train_deployments,
                 ..
             } => {
                 let slos = slo.iter().map(|s| omen_pipeline::sequence::parse_slo(s)).collect::<Result<Vec<_>, _>>()?;
@@ -182,6 +183,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     slos,
                     alarm_probability,
                     detector: omen_pipeline::sequence::detector_params(&detector_step, detector_window, detector_windows)?,
+                    max_train_deployments,
                 };
                 run_train_sequence(&store, &config, &args, &registry_url, no_register, json).await?;
             }
@@ -275,7 +277,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let candidates = omen_pipeline::evaluate::load_candidates(&registry, &models).await?;
                 let sequence = omen_pipeline::evaluate::load_sequence(&registry, sequence.as_deref()).await?;
                 let performance = omen_pipeline::evaluate::load_performance(&registry, performance.as_deref()).await?;
-                let args = omen_pipeline::evaluate::EvaluateArgs { models, config: cfg, policy, judge, sequence, performance };
+                let args = omen_pipeline::evaluate::EvaluateArgs { models, config: cfg, policy, judge, sequence, performance, holdout_after_us: None };
                 let mut e = omen_pipeline::evaluate::evaluate(&store, &registry_url, &candidates, &args).await?;
                 if let Some(dir) = &report {
                     e.report = Some(dir.join("index.html").display().to_string());

@@ -38,11 +38,13 @@ pub struct QuickstartReport {
     pub profiles: FitReport,
     /// `omen-failure` and `omen-performance`, with their held-out metrics and registration.
     pub models: Vec<TrainSummary>,
+    /// `omen-sequence` (the LSTMs, `[retrain.sequence]`), unless `enabled = false` there.
+    pub sequence: Option<crate::sequence::SequenceSummary>,
     /// The evaluation of the champion against the reference judge on the time-ordered
     /// hold-out (`omen evaluate`); its report is in `<store>/reports/quickstart/`.
     pub evaluation: crate::evaluate::Evaluation,
     /// Anomalies in every metric series (`omen detect --detector zscore`, written to
-    /// `anomalies/`; the LSTM detector needs `omen train sequence` first).
+    /// `anomalies/`; `omen detect --detector lstm` runs the sequence champion's detector).
     pub anomalies: crate::detect::DetectReport,
     /// The held-out canaries scored by `omen-serve` over gRPC.
     pub scored: Vec<ScoredCanary>,
@@ -145,6 +147,18 @@ pub async fn run(store: &Store, registry: &AnyRegistry, config: &Config, metrics
         }
         models.push(summary);
     }
+    // The LSTM sequence models, as `omen retrain` trains them (`[retrain.sequence]`); the first
+    // version is the champion that evaluate's replay and omen-serve use.
+    let sequence_model = if config.retrain.sequence.enabled {
+        pb.set_message("training omen-sequence (LSTM forecaster and classifier)");
+        let args = config.retrain.sequence.args(HOLDOUT)?;
+        let mut trained = crate::sequence::train_on_store(store, &config.features, args, pb).await?;
+        let mut ignore = |_p: omen_models::registry::Progress| {};
+        trained.summary.registered = Some(crate::sequence::register_sequence(registry, &trained, &mut ignore).await?);
+        Some(trained.summary)
+    } else {
+        None
+    };
     // The champion on the time-ordered hold-out, against the `mann-whitney` reference judge,
     // with the decisions omen-serve would make ([serve.policy] of the config).
     pb.set_message("evaluating against the reference judge");
@@ -152,7 +166,7 @@ pub async fn run(store: &Store, registry: &AnyRegistry, config: &Config, metrics
     let candidates = crate::evaluate::load_candidates(registry, &[]).await?;
     let sequence = crate::evaluate::load_sequence(registry, None).await?;
     let performance = crate::evaluate::load_performance(registry, None).await?;
-    let eval_args = crate::evaluate::EvaluateArgs { models: vec![], config: config.evaluate.clone(), policy, judge, sequence, performance };
+    let eval_args = crate::evaluate::EvaluateArgs { models: vec![], config: config.evaluate.clone(), policy, judge, sequence, performance, holdout_after_us: None };
     let mut evaluation = crate::evaluate::evaluate(store, &opts.registry_url, &candidates, &eval_args).await?;
     let report_dir = Path::new(store.url()).join("reports").join("quickstart");
     evaluation.report = Some(report_dir.join("index.html").display().to_string());
@@ -189,7 +203,7 @@ pub async fn run(store: &Store, registry: &AnyRegistry, config: &Config, metrics
     let config_text = opts.config_path.display().to_string();
     let next = vec![
         format!("omen registry list --store {}", store.url()),
-        format!("omen train sequence --store {0}   then   omen detect --store {0} --json", store.url()),
+        format!("omen detect --store {} --detector lstm --json", store.url()),
         format!("omen-serve --store {} --config {config_text} --listen 127.0.0.1:50051 --http 127.0.0.1:8080", store.url()),
         format!("OMEN_STORE={} python3 notebooks/run.py --out /tmp/omen-notebooks models_and_scores.ipynb   (or open notebooks/ in Jupyter)", store.url()),
         format!("duckdb -c \"select deployment_id, checkpoint_at, label_failed from read_parquet('{}/features/**/*.parquet', hive_partitioning=true) limit 10\"", store.url()),
@@ -204,6 +218,7 @@ pub async fn run(store: &Store, registry: &AnyRegistry, config: &Config, metrics
         features,
         profiles,
         models,
+        sequence: sequence_model,
         evaluation,
         anomalies,
         scored,
@@ -518,9 +533,12 @@ impl QuickstartReport {
         for m in &self.models {
             s.push_str(&m.human());
         }
+        if let Some(q) = &self.sequence {
+            s.push_str(&q.human());
+        }
         s.push_str(&self.evaluation.human());
         s.push_str(&format!(
-            "\nAnomalies (omen detect --detector zscore, score ≥ {}): {} alarms in {} metric series; `omen train sequence` then `omen detect` runs the LSTM detector\n",
+            "\nAnomalies (omen detect --detector zscore, score ≥ {}): {} alarms in {} metric series; `omen detect --detector lstm` runs the LSTM detector\n",
             self.anomalies.threshold, self.anomalies.alarm_count, self.anomalies.series
         ));
         s.push_str(&format!(

@@ -246,6 +246,37 @@ small,.note{color:#666;font-size:12px}
         j.healthy,
         mins(j.detection_minutes_median)
     );
+    if let Some(c) = &e.sequence_challenger {
+        let _ = write!(
+            s,
+            r#"<h2 id="sequence-challenger">Sequence challenger</h2><p class="note">The decisions of <code>{}</code> replayed on the same hold-out with the served sequence model and with the challenger <code>{}</code>: outcome <b>{}</b>.</p><table><tr><th>replayed with</th><th>recall of failing</th><th>false rollbacks</th><th>median detection</th><th>median lead over judge</th><th>median lead, slow modes</th></tr>"#,
+            esc(&c.decider),
+            esc(&c.challenger),
+            esc(&c.outcome)
+        );
+        for r in [&c.with_served, &c.with_challenger] {
+            let d = &r.decisions;
+            let _ = write!(
+                s,
+                "<tr><td>{}</td><td>{} <small>({}/{})</small></td><td>{} <small>({}/{})</small></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(r.sequence.as_deref().unwrap_or("no sequence model")),
+                pct(d.recall),
+                d.detected,
+                d.failing,
+                pct(d.false_rollback_rate),
+                d.false_rollbacks,
+                d.healthy,
+                mins(d.detection_minutes_median),
+                mins(r.lead.median_minutes),
+                mins(r.slow_lead_minutes())
+            );
+        }
+        s.push_str("</table><ul>");
+        for why in &c.reasons {
+            let _ = write!(s, "<li>{}</li>", esc(why));
+        }
+        s.push_str("</ul>");
+    }
     let color = |i: usize| COLORS[i % COLORS.len()];
     let label = |m: &crate::evaluate::ModelFigures| format!("{} v{}", m.name, m.version);
     // ROC and PR.

@@ -1,8 +1,14 @@
 //! `omen retrain`: the scheduled job. Incremental ingest of the configured sources → features →
-//! profiles → challengers (GBDT failure and performance; the random-forest baseline beside them;
-//! the LSTM `omen-sequence` is a logged skip) → evaluation of challenger and champion on the same
-//! time-ordered hold-out against the `mann-whitney` reference judge → promotion when the
-//! challenger is better by `[retrain] margin` and passes the guardrails → the report.
+//! profiles → challengers (GBDT failure and performance, the random-forest baseline beside them,
+//! and the LSTM `omen-sequence` with `[retrain.sequence]`) → evaluation of challenger and
+//! champion on the same time-ordered hold-out against the `mann-whitney` reference judge →
+//! promotion when the challenger is better by `[retrain] margin` and passes the guardrails → the
+//! report.
+//!
+//! The `omen-sequence` challenger is decided on its own: the decisions of the failure model
+//! served after this run are replayed, on the same hold-out, with the served sequence model (or
+//! none) and with the challenger (`decide_sequence`). Its outcome is in the report
+//! (`sequence_challenger`) and the reasons; the exit code is the failure model's.
 //!
 //! Exit codes (for schedulers), [`Outcome::exit_code`]:
 //! - `0`: a challenger was promoted, or there was nothing to promote (no better challenger, or
@@ -58,6 +64,88 @@ pub struct RetrainConfig {
     pub stale_lock_seconds: u64,
     /// `[retrain.gbdt]`: the GBDT's hyperparameters (LightGBM's names), defaults otherwise.
     pub gbdt: GbdtParams,
+    /// `[retrain.sequence]`: the LSTM `omen-sequence` challenger.
+    pub sequence: SequenceRetrainConfig,
+}
+
+/// `[retrain.sequence]`: the `omen-sequence` challenger (the LSTM forecaster and failure
+/// classifier, and the series detector of `omen detect`), as `omen train sequence` trains it but
+/// smaller by default, so that a scheduled run stays short: shorter windows further apart, a
+/// smaller LSTM, fewer epochs, the most recent training deployments only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SequenceRetrainConfig {
+    /// Train it (true).
+    pub enabled: bool,
+    /// Resampling step ("30s").
+    pub step: String,
+    /// Steps per window (30).
+    pub window: usize,
+    /// Steps between training windows of one deployment (8).
+    pub stride: usize,
+    /// Fit on at most this many of the most recent training deployments (2000).
+    pub max_train_deployments: usize,
+    /// LSTM hidden size (32).
+    pub hidden: usize,
+    /// Most epochs (15) and the early-stopping patience (3).
+    pub epochs: usize,
+    pub patience: usize,
+    /// Steps forecast (10).
+    pub horizon: usize,
+    pub seed: u64,
+    /// Training windows of the series detector (5000; 0: none, and `omen detect --detector lstm`
+    /// then refuses the model).
+    pub detector_windows: usize,
+    /// The series detector's step ("60s") and window in steps (30).
+    pub detector_step: String,
+    pub detector_window: usize,
+}
+
+impl Default for SequenceRetrainConfig {
+    fn default() -> Self {
+        SequenceRetrainConfig {
+            enabled: true,
+            step: "30s".into(),
+            window: 30,
+            stride: 8,
+            max_train_deployments: 2000,
+            hidden: 32,
+            epochs: 15,
+            patience: 3,
+            horizon: 10,
+            seed: 1,
+            detector_windows: 5000,
+            detector_step: "60s".into(),
+            detector_window: 30,
+        }
+    }
+}
+
+impl SequenceRetrainConfig {
+    /// `omen train sequence`'s arguments for these settings (checked when training).
+    pub fn args(&self, holdout: f64) -> Result<crate::sequence::SequenceArgs> {
+        let params = omen_models::sequence::SequenceParams {
+            hidden: self.hidden,
+            epochs: self.epochs,
+            patience: self.patience,
+            horizon: self.horizon,
+            seed: self.seed,
+            ..Default::default()
+        };
+        params.check().map_err(|e| Error::Config { path: "omen.toml [retrain.sequence]".into(), message: e.to_string() })?;
+        Ok(crate::sequence::SequenceArgs {
+            params,
+            step: self.step.clone(),
+            window: self.window,
+            stride: self.stride,
+            holdout,
+            out: None,
+            slos: Vec::new(),
+            alarm_probability: 0.5,
+            detector: crate::sequence::detector_params(&self.detector_step, self.detector_window, self.detector_windows)?,
+            max_train_deployments: Some(self.max_train_deployments),
+        })
+    }
 }
 
 impl Default for RetrainConfig {
@@ -72,6 +160,7 @@ impl Default for RetrainConfig {
             baseline: true,
             stale_lock_seconds: 7200,
             gbdt: GbdtParams::default(),
+            sequence: SequenceRetrainConfig::default(),
         }
     }
 }
@@ -181,17 +270,82 @@ impl RetrainReport {
         for w in &self.would {
             s += &format!("  would: {w}\n");
         }
-        if let Some(e) = &self.evaluation {
-            s += &e.human();
-        }
-        if let Some(r) = &self.report {
-            s += &format!("  report: {r}\n");
+        match &self.evaluation {
+            Some(e) => s += &e.human(),
+            None => {
+                if let Some(r) = &self.report {
+                    s += &format!("  report: {r}\n");
+                }
+            }
         }
         s
     }
 }
 
 const LOCK: &str = "locks/retrain.json";
+const SEQUENCE: &str = "omen-sequence";
+
+/// Promotion of a sequence challenger, on the replayed decisions of one failure model with the
+/// served sequence model (`served`, its figures; `None` and no champion: without one) and with
+/// the challenger. Guardrails: recall may not fall, the false-rollback rate may rise by at most
+/// `max_false_rollback_increase`. Better: recall − false-rollback rate higher, or equal and the
+/// median lead over the judge on the slow modes longer. With no champion yet, passing the
+/// guardrails is enough (the first model is crowned, as `omen train sequence` does).
+fn decide_sequence(
+    rc: &RetrainConfig,
+    served: evaluate::ModelFigures,
+    served_sequence: Option<String>,
+    challenger: &evaluate::ModelFigures,
+    challenger_name: String,
+    champion: Option<u64>,
+) -> evaluate::SequenceComparison {
+    let a = evaluate::Replay::of(&served, served_sequence);
+    let b = evaluate::Replay::of(challenger, Some(challenger_name.clone()));
+    let (ra, rb) = (a.decisions.recall.unwrap_or(0.0), b.decisions.recall.unwrap_or(0.0));
+    let (fa, fb) = (a.decisions.false_rollback_rate.unwrap_or(0.0), b.decisions.false_rollback_rate.unwrap_or(0.0));
+    let against = a.sequence.clone().unwrap_or_else(|| "no sequence model".into());
+    let figures = |r: &evaluate::Replay| {
+        format!(
+            "recall {:.3}, false rollbacks {:.1} %, slow-mode lead {}",
+            r.decisions.recall.unwrap_or(0.0),
+            r.decisions.false_rollback_rate.unwrap_or(0.0) * 100.0,
+            r.slow_lead_minutes().map_or("-".into(), |m| format!("{m:+.0} min"))
+        )
+    };
+    let mut reasons = vec![format!("{challenger_name}: {}; {against}: {}", figures(&b), figures(&a))];
+    let mut failed = Vec::new();
+    if rb + 1e-12 < ra {
+        failed.push(format!("guardrail: recall falls from {ra:.3} to {rb:.3}"));
+    }
+    if fb > fa + rc.max_false_rollback_increase + 1e-12 {
+        failed.push(format!("guardrail: false-rollback rate {:.1} % rises over {:.1} %", fb * 100.0, fa * 100.0));
+    }
+    let outcome = if !failed.is_empty() {
+        reasons.extend(failed);
+        "rejected"
+    } else if champion.is_none() {
+        reasons.push("no champion yet: the challenger passes the guardrails".into());
+        "promote"
+    } else {
+        let (sa, sb) = (ra - fa, rb - fb);
+        let (la, lb) = (a.slow_lead_minutes().unwrap_or(f64::NEG_INFINITY), b.slow_lead_minutes().unwrap_or(f64::NEG_INFINITY));
+        if sb > sa + 1e-12 || ((sb - sa).abs() <= 1e-12 && lb > la) {
+            reasons.push("better replayed decisions than the champion's".into());
+            "promote"
+        } else {
+            reasons.push("not better than the champion's replayed decisions: the champion stays".into());
+            "kept"
+        }
+    };
+    evaluate::SequenceComparison {
+        decider: served.asked_as.clone(),
+        challenger: challenger_name,
+        with_served: a,
+        with_challenger: b,
+        outcome: outcome.into(),
+        reasons,
+    }
+}
 
 /// The lock: taken when absent, stale, or left by a dead process of this host.
 async fn lock(store: &Store, owner: &Owner, stale_after: u64) -> Result<Option<Owner>> {
@@ -370,9 +524,30 @@ async fn run_locked(
             None
         }
     };
-    rep.skipped.push("omen-sequence: not trained by retrain yet (run `omen train sequence`)".into());
-    tracing::info!("omen-sequence skipped: retrain does not train the sequence models yet");
     stage(rep, "train", t);
+    // The sequence challenger: its own stage (it reads the metric samples again).
+    let sequence = if rc.sequence.enabled {
+        let t = Instant::now();
+        progress.set_message("training omen-sequence");
+        let trained = match rc.sequence.args(config.evaluate.holdout) {
+            Ok(args) => crate::sequence::train_on_store(store, &config.features, args, progress).await,
+            Err(e) => Err(e),
+        };
+        match trained {
+            Ok(s) => {
+                stage(rep, "train sequence", t);
+                Some(s)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "omen-sequence not trained");
+                rep.skipped.push(format!("omen-sequence: {e}"));
+                None
+            }
+        }
+    } else {
+        rep.skipped.push("omen-sequence: [retrain.sequence] enabled = false".into());
+        None
+    };
 
     // 4. Register the challengers (alias `challenger`), or say what would be.
     let champion = match registry.version("omen-failure", &VersionRef::Alias(CHAMPION.into())).await {
@@ -424,16 +599,57 @@ async fn run_locked(
             train_seconds: p.summary.train_seconds,
         });
     }
+    // The sequence challenger: registered (or found again) with alias `challenger`.
+    let mut seq_version = None;
+    if let Some(sq) = &sequence {
+        let same = crate::registry::same_artifact(registry, SEQUENCE, &sq.model.to_bytes()).await?;
+        let seq_existing = same.is_some();
+        if dry_run {
+            seq_version = same.map(|v| v.version);
+            if !seq_existing {
+                rep.would.push("register the omen-sequence challenger as a new version with alias `challenger`".into());
+            }
+        } else {
+            let v = crate::sequence::register_sequence_version(registry, sq, &mut nop).await?;
+            registry.set_alias(&v.name, CHALLENGER, v.version, Expect::Current, "retrain").await?;
+            seq_version = Some(v.version);
+        }
+        rep.challengers.push(Challenger {
+            name: SEQUENCE.into(),
+            version: seq_version,
+            existing: seq_existing,
+            label: "label_failed".into(),
+            metrics: sq.summary.classifier.clone(),
+            trees: 0,
+            train_seconds: sq.summary.train_seconds,
+        });
+    }
     let challenger_version = failure_version.or(same.as_ref().map(|v| v.version));
 
-    // 5. The same artifact as the champion: nothing to decide.
+    // The served sequence model, and whether the challenger is it again.
+    let seq_champion = match registry.version(SEQUENCE, &VersionRef::Alias(CHAMPION.into())).await {
+        Ok(v) => Some(v),
+        Err(omen_models::Error::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let sequence = match sequence {
+        Some(_) if seq_champion.as_ref().is_some_and(|c| Some(c.version) == seq_version) => {
+            rep.reasons.push(format!("the omen-sequence challenger is the champion's model (version {}): nothing to promote", seq_version.unwrap_or(0)));
+            None
+        }
+        s => s,
+    };
+
+    // 5. The same artifact as the champion: nothing to decide for omen-failure.
     if let (Some(c), Some(s)) = (&champion, &same)
         && c.version == s.version
+        && sequence.is_none()
     {
         rep.outcome = if dry_run { Outcome::DryRun } else { Outcome::Kept };
         rep.reasons.push(format!("the challenger is the champion's model (version {}): nothing to promote", c.version));
         return Ok(());
     }
+    let failure_is_champion = matches!((&champion, &same), (Some(c), Some(s)) if c.version == s.version);
 
     // 6. Evaluate champion and challenger on the same hold-out, against the reference judge.
     let t = Instant::now();
@@ -445,18 +661,38 @@ async fn run_locked(
             x.asked_as = "omen-failure@champion".into();
         }
     }
-    candidates.push(evaluate::candidate(
-        "omen-failure@challenger".into(),
-        "omen-failure",
-        challenger_version.unwrap_or(0),
-        failure.summary.time_to.as_deref(),
-        failure.model.clone(),
-    )?);
+    if !failure_is_champion {
+        candidates.push(evaluate::candidate(
+            "omen-failure@challenger".into(),
+            "omen-failure",
+            challenger_version.unwrap_or(0),
+            failure.summary.time_to.as_deref(),
+            failure.model.clone(),
+        )?);
+    }
     // The served sequence champion takes part in the replayed decisions, as in omen-serve.
-    let sequence = evaluate::load_sequence(registry, None).await?;
+    // A sequence challenger's fitted deployments leave both replays, so they share one hold-out.
+    let served_sequence = evaluate::load_sequence(registry, None).await?;
     let performance = evaluate::load_performance(registry, None).await?;
-    let eargs = EvaluateArgs { models: vec![], config: config.evaluate.clone(), policy, judge, sequence, performance };
-    let evaluation = evaluate::evaluate(store, registry.url(), &candidates, &eargs).await?;
+    let seq_candidate = match &sequence {
+        Some(sq) => Some(evaluate::SequenceCandidate {
+            name: SEQUENCE.into(),
+            version: seq_version.unwrap_or(0),
+            model: sq.model.clone(),
+            trained_to_us: evaluate::time_to_us(SEQUENCE, sq.summary.time_to.as_deref())?,
+        }),
+        None => None,
+    };
+    let eargs = EvaluateArgs {
+        models: vec![],
+        config: config.evaluate.clone(),
+        policy,
+        judge,
+        sequence: served_sequence,
+        performance,
+        holdout_after_us: seq_candidate.as_ref().and_then(|c| c.trained_to_us),
+    };
+    let mut evaluation = evaluate::evaluate(store, registry.url(), &candidates, &eargs).await?;
     stage(rep, "evaluate", t);
     let ch = evaluation.models.last().ok_or_else(|| Error::input("evaluate", "no figures for the challenger"))?;
     let champ = champion.as_ref().and_then(|_| evaluation.models.first());
@@ -488,7 +724,10 @@ async fn run_locked(
     let promote_to = |rep: &mut RetrainReport, why: String| {
         rep.reasons.push(why);
     };
-    if !failed.is_empty() {
+    if failure_is_champion {
+        rep.outcome = Outcome::Kept;
+        rep.reasons.push(format!("the challenger is the champion's model (version {}): nothing to promote", rep.champion_before.unwrap_or(0)));
+    } else if !failed.is_empty() {
         rep.outcome = Outcome::Rejected;
         rep.reasons.extend(failed.into_iter().map(|f| format!("guardrail: {f}")));
     } else if !better {
@@ -516,12 +755,118 @@ async fn run_locked(
     if dry_run && rep.outcome != Outcome::Rejected {
         rep.outcome = Outcome::DryRun;
     }
+
+    // 7b. The sequence challenger: the decisions of the failure model served after this run
+    // (the challenger when promoted, else the champion), replayed with it against the served
+    // sequence model (or none).
+    if let Some(sc) = seq_candidate {
+        let t = Instant::now();
+        progress.set_message("evaluating omen-sequence");
+        let failure_served = matches!(rep.outcome, Outcome::Promoted) || (dry_run && rep.would.iter().any(|w| w.starts_with("promote the omen-failure")));
+        let decider = if failure_served || champion.is_none() { candidates.len() - 1 } else { 0 };
+        let served_figures = evaluation.models[decider].clone();
+        let challenger_name = format!("{SEQUENCE}/{}", sc.version);
+        let args_b = EvaluateArgs { sequence: Some(sc), ..eargs.clone() };
+        let with_challenger = evaluate::evaluate(store, registry.url(), &candidates[decider..=decider], &args_b).await?;
+        stage(rep, "evaluate sequence", t);
+        let cmp = decide_sequence(
+            rc,
+            served_figures,
+            evaluation.sequence.clone(),
+            &with_challenger.models[0],
+            challenger_name,
+            seq_champion.as_ref().map(|c| c.version),
+        );
+        match cmp.outcome.as_str() {
+            "promote" if dry_run => rep.would.push("promote the omen-sequence challenger to champion (its replayed decisions are better)".into()),
+            "promote" => {
+                let v = seq_version.ok_or_else(|| Error::input("retrain", "no omen-sequence version to promote"))?;
+                let expect = seq_champion.as_ref().map_or(Expect::Absent, |c| Expect::Version(c.version));
+                registry.promote(SEQUENCE, CHAMPION, v, expect).await?;
+            }
+            _ => {}
+        }
+        let mut cmp = cmp;
+        if cmp.outcome == "promote" {
+            cmp.outcome = if dry_run { "dry_run".into() } else { "promoted".into() };
+        }
+        rep.reasons.extend(cmp.reasons.iter().map(|r| format!("omen-sequence: {r}")));
+        evaluation.sequence_challenger = Some(cmp);
+    }
     // 8. The report, in the store.
     let prefix = format!("reports/{}", rep.run_id);
-    let mut evaluation = evaluation;
     evaluation.report = Some(format!("{}/{prefix}/index.html", store.url()));
     evaluate::put_report(store, &prefix, &evaluation).await?;
     rep.report = evaluation.report.clone();
     rep.evaluation = Some(evaluation);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evaluate::{Decisions, Lead, ModeFigures, ModelFigures};
+
+    /// Figures of a replay: `detected` of 10 failing, `false_rollbacks` of 100 healthy, and the
+    /// leads over the judge on one slow mode.
+    fn figures(detected: usize, false_rollbacks: usize, slow_leads: &[f64]) -> ModelFigures {
+        let decisions = Decisions {
+            deployments: 110,
+            failing: 10,
+            healthy: 100,
+            detected,
+            false_rollbacks,
+            recall: Some(detected as f64 / 10.0),
+            false_rollback_rate: Some(false_rollbacks as f64 / 100.0),
+            ..Default::default()
+        };
+        let lead = Lead { minutes: slow_leads.to_vec(), ..Default::default() };
+        ModelFigures {
+            name: "omen-failure".into(),
+            version: 1,
+            asked_as: "omen-failure@challenger".into(),
+            trained_to: String::new(),
+            classifier: Default::default(),
+            roc: vec![],
+            pr: vec![],
+            calibration: vec![],
+            decisions,
+            lead: lead.clone(),
+            by_mode: vec![ModeFigures {
+                mode: "memory_leak".into(),
+                slow: true,
+                deployments: slow_leads.len(),
+                omen_recall: None,
+                judge_recall: None,
+                omen_detection_minutes_median: None,
+                judge_detection_minutes_median: None,
+                lead,
+            }],
+            by_bait: vec![],
+            importance: vec![],
+        }
+    }
+
+    fn decide(served: ModelFigures, challenger: ModelFigures, champion: Option<u64>) -> String {
+        let rc = RetrainConfig::default();
+        let c = decide_sequence(&rc, served, champion.map(|v| format!("omen-sequence/{v}")), &challenger, "omen-sequence/2".into(), champion);
+        assert!(!c.reasons.is_empty());
+        c.outcome
+    }
+
+    #[test]
+    fn a_sequence_challenger_is_promoted_only_on_better_replayed_decisions() {
+        // No champion: passing the guardrails is enough, even with equal decisions.
+        assert_eq!(decide(figures(8, 2, &[0.0]), figures(8, 2, &[0.0]), None), "promote");
+        // Guardrails, with or without a champion.
+        assert_eq!(decide(figures(8, 2, &[0.0]), figures(7, 0, &[10.0]), None), "rejected", "recall falls");
+        assert_eq!(decide(figures(8, 2, &[0.0]), figures(9, 3, &[10.0]), Some(1)), "rejected", "false rollbacks rise");
+        // Against a champion: better recall, or fewer false rollbacks, or the same and a longer
+        // slow-mode lead.
+        assert_eq!(decide(figures(8, 2, &[0.0]), figures(9, 2, &[0.0]), Some(1)), "promote");
+        assert_eq!(decide(figures(8, 2, &[0.0]), figures(8, 1, &[0.0]), Some(1)), "promote");
+        assert_eq!(decide(figures(8, 2, &[0.0, 5.0]), figures(8, 2, &[10.0, 5.0]), Some(1)), "promote");
+        assert_eq!(decide(figures(8, 2, &[5.0]), figures(8, 2, &[5.0]), Some(1)), "kept", "equal is not better");
+        assert_eq!(decide(figures(8, 2, &[10.0]), figures(8, 2, &[5.0]), Some(1)), "kept");
+    }
 }

@@ -61,6 +61,9 @@ pub struct SequenceArgs {
     /// The series detector of `omen detect`, fitted on the store's metric series before the
     /// held-out deployments (`None`: no detector).
     pub detector: Option<SeriesDetectorParams>,
+    /// Fit on at most this many of the most recent training deployments (`None`: all of them);
+    /// the validation and held-out deployments are the same either way.
+    pub max_train_deployments: Option<usize>,
 }
 
 /// The series detector's parameters from the CLI's flags (`windows` 0: no detector).
@@ -87,6 +90,7 @@ impl Default for SequenceArgs {
             slos: Vec::new(),
             alarm_probability: 0.5,
             detector: Some(SeriesDetectorParams { layout: crate::detect::default_series_layout(), max_windows: 20_000 }),
+            max_train_deployments: None,
         }
     }
 }
@@ -438,6 +442,20 @@ fn fit_detector(
     Ok(Some((detector, summary)))
 }
 
+/// Reads the store ([`read_sequence_data_for`]) and trains ([`train_sequence`]) off the async
+/// runtime, the epochs shown in `progress`'s message.
+pub async fn train_on_store(store: &Store, features: &FeatureParams, args: SequenceArgs, progress: &indicatif::ProgressBar) -> Result<TrainedSequence> {
+    let data = read_sequence_data_for(store, features, &args).await?;
+    let features = features.clone();
+    let pb = progress.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut on_epoch = |r: &EpochReport| pb.set_message(format!("training omen-sequence: {} epoch {} valid loss {:.4}", r.model, r.epoch, r.valid_loss));
+        train_sequence(&data, &features, &args, &mut on_epoch)
+    })
+    .await
+    .map_err(|e| Error::Join(e.to_string()))?
+}
+
 /// Trains both models on `data`. CPU-bound: call it off an async runtime's worker threads.
 pub fn train_sequence(
     data: &SequenceData,
@@ -477,6 +495,10 @@ pub fn train_sequence(
     let refs: Vec<&DeploymentWindows> = windows.iter().collect();
     let (train_w, later) = refs.split_at(n_train);
     let (valid_w, test_w) = later.split_at(n_valid);
+    if args.max_train_deployments == Some(0) {
+        return Err(Error::input("max_train_deployments", "must be at least 1"));
+    }
+    let train_w = &train_w[train_w.len().saturating_sub(args.max_train_deployments.unwrap_or(usize::MAX))..];
     let norm = Normalisation::fit(&layout, train_w.iter().copied());
     let build = |ws: &[&DeploymentWindows]| examples(&layout, &norm, ws, &valid_features.checkpoints_us, params.horizon, args.stride);
     let (train, valid, test) = (build(train_w), build(valid_w), build(test_w));
@@ -501,6 +523,11 @@ pub fn train_sequence(
     let (classifier, classifier_history) =
         params.fit_classifier(&config.classifier, &train.classify, &valid.classify, &Engine::Kernel, &mut *progress)?;
     let mut model = SequenceModel::new(config, layout.clone(), norm, forecaster, classifier)?;
+    // Platt scaling of the classifier's log-odds on the validation windows (the GBDT's
+    // calibration split is its validation rows too).
+    let valid_logits = model.failure_logits_batch(&valid.classify.x);
+    let valid_y: Vec<f64> = valid.classify.label.iter().map(|&y| y as f64).collect();
+    model = model.with_calibration(omen_models::calibrate::Platt::fit(&valid_logits, &valid_y));
     let cutoff = test_w.first().map_or(i64::MAX, |w| w.started_at);
     let mut detector = None;
     if let Some(p) = &args.detector
@@ -522,7 +549,14 @@ pub fn train_sequence(
         y.push(test.classify.label[r] as f64);
     }
     let p = model.failure_probability_batch(&checkpoints);
-    let classifier = if y.is_empty() { Metrics::default() } else { classifier_metrics(&y, &p) };
+    let classifier = if y.is_empty() {
+        Metrics::default()
+    } else {
+        let mut m = classifier_metrics(&y, &p);
+        let raw: Vec<f64> = model.failure_logits_batch(&checkpoints).into_iter().map(|z| 1.0 / (1.0 + (-z).exp())).collect();
+        m.ece_uncalibrated = Some(omen_models::calibrate::expected_calibration_error(&raw, &y, 10));
+        m
+    };
 
     // One window, the serving path: encode, forecast, classify.
     let sample = test_w.iter().chain(valid_w.iter()).next().copied().unwrap_or(train_w[0]);
@@ -562,7 +596,7 @@ pub fn train_sequence(
         metrics: layout.metrics.clone(),
         step_s: step_us as f64 / 1e6,
         window: layout.window,
-        deployments_train: n_train,
+        deployments_train: train_w.len(),
         deployments_valid: n_valid,
         deployments_test: n_test,
         forecast_windows: [train.forecast.x.len(), valid.forecast.x.len(), test.forecast.x.len()],
@@ -742,14 +776,26 @@ fn rollback_eval(
     Ok(e)
 }
 
-/// Registers a trained `omen-sequence`: the artifact (checksummed by the registry), its held-out
-/// metrics, the training configuration as hyperparameters, the input schema of its layout and
-/// the lineage. The first version becomes the champion.
+/// Registers a trained `omen-sequence` ([`register_sequence_version`]); the first version
+/// becomes the champion.
 pub async fn register_sequence(
     registry: &AnyRegistry,
     trained: &TrainedSequence,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Registered> {
+    let v = register_sequence_version(registry, trained, progress).await?;
+    let champion = crate::registry::crown_first(registry, &v).await?;
+    Ok(Registered { registry: registry.url().to_string(), name: v.name, version: v.version, champion })
+}
+
+/// Registers a trained `omen-sequence` without moving an alias: the artifact (checksummed by the
+/// registry), its held-out metrics, the training configuration as hyperparameters, the input
+/// schema of its layout and the lineage. The same artifact again is the version that holds it.
+pub async fn register_sequence_version(
+    registry: &AnyRegistry,
+    trained: &TrainedSequence,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<omen_models::registry::ModelVersion> {
     let s = &trained.summary;
     let mut metrics = std::collections::BTreeMap::new();
     let f = &s.forecaster;
@@ -800,7 +846,8 @@ pub async fn register_sequence(
         code_version: code_version(),
         tags: [("label".to_string(), "label_failed".to_string())].into_iter().collect(),
     };
-    let v = registry.register(new, progress).await?;
-    let champion = crate::registry::crown_first(registry, &v).await?;
-    Ok(Registered { registry: registry.url().to_string(), name: v.name, version: v.version, champion })
+    if let Some(v) = crate::registry::same_artifact(registry, &new.name, &new.artifact).await? {
+        return Ok(v);
+    }
+    Ok(registry.register(new, progress).await?)
 }

@@ -78,6 +78,10 @@ struct Header {
     detector: Option<DetectorHeader>,
     #[serde(default)]
     detector_bytes: u64,
+    /// Platt scaling of the classifier's log-odds, fitted on the validation windows (absent in
+    /// older artifacts: their probabilities are the classifier's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    calibration: Option<crate::calibrate::Platt>,
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -99,6 +103,8 @@ pub struct SequenceModel {
     cw: (kernel::LstmWeights, model::DenseWeights),
     /// The anomaly detector of `omen detect` (models trained before it have none).
     detector: Option<detect::SeriesDetector>,
+    /// Platt scaling of the classifier's log-odds (models trained before it have none).
+    calibration: Option<crate::calibrate::Platt>,
 }
 
 /// The forecast of one metric: `quantiles[step][k]` is the quantile `levels[k]` of the canary's
@@ -113,8 +119,9 @@ pub struct MetricForecast {
 /// The sequence models' reading of one canary window ([`SequenceModel::assess`]).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Assessment {
-    /// The LSTM classifier's failure probability (not calibrated: a second opinion beside the
-    /// GBDT's calibrated one).
+    /// The LSTM classifier's failure probability (Platt-calibrated on the validation windows when
+    /// the model has a calibration; a second opinion beside the GBDT's, which the policy decides
+    /// on).
     pub failure_probability: f64,
     /// The window's end (µs) and step (µs): forecast step `k` ends at `end + (k + 1) · step_us`.
     pub end: i64,
@@ -157,7 +164,19 @@ impl SequenceModel {
         }
         let fw = (forecaster.lstm.weights(), forecaster.head.weights());
         let cw = (classifier.lstm.weights(), classifier.head.weights());
-        Ok(SequenceModel { config, layout, normalisation, forecaster, classifier, fw, cw, detector: None })
+        Ok(SequenceModel { config, layout, normalisation, forecaster, classifier, fw, cw, detector: None, calibration: None })
+    }
+
+    /// The same model with its classifier's probabilities calibrated by `platt` (on the
+    /// log-odds).
+    pub fn with_calibration(mut self, platt: Option<crate::calibrate::Platt>) -> SequenceModel {
+        self.calibration = platt;
+        self
+    }
+
+    /// The classifier's calibration, when it has one.
+    pub fn calibration(&self) -> Option<&crate::calibrate::Platt> {
+        self.calibration.as_ref()
     }
 
     /// The same model with the series detector of `omen detect`.
@@ -214,10 +233,19 @@ impl SequenceModel {
         out
     }
 
-    /// Failure probabilities of every window of `x`.
+    /// Failure probabilities of every window of `x`, calibrated when the model has a calibration.
     pub fn failure_probability_batch(&self, x: &Sequences) -> Vec<f64> {
+        let z = self.failure_logits_batch(x);
+        match &self.calibration {
+            Some(c) => z.into_iter().map(|z| c.predict(z)).collect(),
+            None => z.into_iter().map(|z| 1.0 / (1.0 + (-z).exp())).collect(),
+        }
+    }
+
+    /// The classifier's log-odds of every window of `x`, before calibration.
+    pub fn failure_logits_batch(&self, x: &Sequences) -> Vec<f64> {
         let rows: Vec<usize> = (0..x.len()).collect();
-        predict_rows(&self.cw.0, &self.cw.1, x, &rows).into_iter().map(|z| 1.0 / (1.0 + (-(z as f64)).exp())).collect()
+        predict_rows(&self.cw.0, &self.cw.1, x, &rows).into_iter().map(|z| z as f64).collect()
     }
 
     /// The forecast of one encoded window, per metric, in the metrics' units.
@@ -316,6 +344,7 @@ impl SequenceModel {
                 config: serde_json::to_value(&d.config).expect("config to json"),
             }),
             detector_bytes: d.len() as u64,
+            calibration: self.calibration,
         };
         let header = serde_json::to_vec(&header).expect("header to json");
         let mut out = Vec::with_capacity(48 + header.len() + f.len() + c.len());
@@ -375,7 +404,7 @@ impl SequenceModel {
             .init(&device, &mut rng)
             .try_load_record(load(&weights[fl..fl + cl])?)
             .map_err(|e| bad(format!("omen-sequence classifier weights: {e:?}")))?;
-        let model = SequenceModel::new(config, header.layout, header.normalisation, forecaster, classifier)?;
+        let model = SequenceModel::new(config, header.layout, header.normalisation, forecaster, classifier)?.with_calibration(header.calibration);
         let Some(d) = header.detector else { return Ok(model) };
         let dconfig: ForecasterConfig =
             serde_json::from_value(d.config).map_err(|e| bad(format!("omen-sequence detector config: {e}")))?;

@@ -250,6 +250,17 @@ fn fitted_models_learn_the_held_out_signal_and_round_trip() {
     assert_eq!(back.forecast_batch(&ftest.x), pred);
     assert_eq!(back.failure_probability_batch(&ctest.x), p);
     assert_eq!(back.to_bytes(), bytes);
+    // a calibration travels with the artifact and changes the probabilities, not their order
+    let y: Vec<f64> = ctest.label.iter().map(|&l| l as f64).collect();
+    let platt = crate::calibrate::Platt::fit(&model.failure_logits_batch(&ctest.x), &y);
+    assert!(platt.is_some());
+    let calibrated = model.clone().with_calibration(platt);
+    let pc = calibrated.failure_probability_batch(&ctest.x);
+    assert_ne!(pc, p);
+    assert_eq!(auc(&ctest.label, &pc), a, "a monotone map keeps the ranking");
+    let back = SequenceModel::from_bytes(&calibrated.to_bytes()).unwrap();
+    assert_eq!(back.calibration(), calibrated.calibration());
+    assert_eq!(back.failure_probability_batch(&ctest.x), pc);
     // corruption is refused before parsing
     let mut bad = bytes.clone();
     bad[bytes.len() / 2] ^= 1;

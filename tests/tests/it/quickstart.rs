@@ -25,6 +25,10 @@ fn quickstart_runs_the_whole_pipeline_and_rerunning_adds_nothing() {
         .map(|m| (m["model"].as_str().unwrap().to_string(), m["registered"]["version"].as_u64().unwrap(), m["registered"]["champion"].as_bool().unwrap()))
         .collect();
     assert_eq!(models, [("omen-failure".to_string(), 1, true), ("omen-performance".to_string(), 1, true)], "{}", j["models"]);
+    // And the LSTM sequence models, as `omen retrain` trains them.
+    let q = &j["sequence"];
+    assert_eq!((q["registered"]["version"].as_u64(), q["registered"]["champion"].as_bool()), (Some(1), Some(true)), "{q}");
+    assert!(q["forecast_windows"][0].as_u64().unwrap() > 0 && q["detector"]["series_train"].as_u64().unwrap() > 0, "{q}");
     let auc = j["models"][0]["metrics"]["auc"].as_f64().unwrap();
     assert!(auc > 0.5, "held-out AUC {auc}");
     // Evaluated against the reference judge on the time-ordered hold-out, report written.
@@ -47,6 +51,7 @@ fn quickstart_runs_the_whole_pipeline_and_rerunning_adds_nothing() {
         assert!(a["models"].as_array().unwrap().iter().any(|m| m == "omen-failure/1"), "{c}");
         assert!(c["samples"].as_u64().unwrap() > 0 && !c["outcome"].as_str().unwrap().is_empty(), "{c}");
     }
+    assert!(scored.iter().any(|c| c["answer"]["models"].as_array().unwrap().iter().any(|m| m == "omen-sequence/1")), "no answer used the sequence champion: {scored:?}");
     assert_eq!(j["serve"]["exit_code"], 0, "{}", j["serve"]);
     assert!(j["serve"]["listen"].as_str().unwrap().starts_with("127.0.0.1:"));
     // Every output is listed where it is, with what to run next.
@@ -69,7 +74,7 @@ fn quickstart_runs_the_whole_pipeline_and_rerunning_adds_nothing() {
         assert_eq!(b, a + scored.len() as u64, "the score log");
     }
     assert_eq!(j2["profiles"]["new"], false, "{}", j2["profiles"]);
-    for m in j2["models"].as_array().unwrap() {
+    for m in j2["models"].as_array().unwrap().iter().chain([&j2["sequence"]]) {
         assert_eq!(m["registered"]["version"], 1, "registered again: {m}");
     }
     let list = json_ok(&omen(dir.path(), &["registry", "list", "--store", s, "--json"]));

@@ -72,7 +72,23 @@ fn retrain_promotes_once_then_keeps_and_evaluate_reports_every_section() {
     assert!(e["judge"]["decisions"]["deployments"].as_u64().unwrap() > 0);
     // The truth of the simulator reached the store and the per-mode figures.
     assert!(e["models"][0]["by_mode"].as_array().unwrap().iter().all(|m| m["mode"] != "unknown"), "{:#}", e["models"][0]["by_mode"]);
+    // The LSTM challenger: trained, registered, replayed against no sequence model, crowned.
+    let sc = &e["sequence_challenger"];
+    assert_eq!(sc["outcome"], "promoted", "{sc:#}");
+    assert_eq!(sc["challenger"], "omen-sequence/1", "{sc:#}");
+    assert!(sc["with_served"]["sequence"].is_null() && sc["with_challenger"]["sequence"] == "omen-sequence/1", "{sc:#}");
+    assert!(first["stages"].as_array().unwrap().iter().any(|s| s[0] == "train sequence"), "{:#}", first["stages"]);
+    let html = std::fs::read_to_string(report.strip_prefix("file://").unwrap_or(report)).unwrap();
+    assert!(html.contains("id=\"sequence-challenger\"") && html.contains("omen-sequence/1"), "the retrain report has the sequence section");
     let before = registry_list(dir.path(), &store);
+    let alias = |l: &Json, name: &str, a: &str| {
+        l["models"].as_array().unwrap().iter().find(|m| m["name"] == name).and_then(|m| m["aliases"][a].as_u64())
+    };
+    assert_eq!(alias(&before, "omen-sequence", "champion"), Some(1), "{before:#}");
+    // `omen detect` runs the retrained champion's series detector.
+    let s = store.to_str().unwrap();
+    let d = json_ok(&omen(dir.path(), &["detect", "--store", s, "--detector", "lstm", "--no-write", "--json"]));
+    assert!(d["series"].as_u64().unwrap_or(0) > 0, "{d:#}");
 
     // The same data again: the same model, nothing new, nothing promoted, exit 0.
     let out = retrain(dir.path(), &cfg, &store, &[]);
@@ -83,6 +99,19 @@ fn retrain_promotes_once_then_keeps_and_evaluate_reports_every_section() {
     let after = registry_list(dir.path(), &store);
     let versions = |l: &Json, name: &str| l["models"].as_array().unwrap().iter().find(|m| m["name"] == name).map(|m| m["versions"].clone());
     assert_eq!(versions(&before, "omen-failure"), versions(&after, "omen-failure"), "no new version on the same data");
+    assert_eq!(versions(&before, "omen-sequence"), versions(&after, "omen-sequence"), "the same LSTM on the same data and seed");
+    assert!(second["reasons"].as_array().unwrap().iter().any(|r| r.as_str().unwrap().contains("omen-sequence challenger is the champion's model")), "{second:#}");
+
+    // Another seed: a new LSTM, replayed against the champion's; with no SLO in the config the
+    // forecasts cannot change a decision, so it is not better and the champion stays.
+    let cfg2 = config(dir.path(), "\n[retrain.sequence]\nseed = 2\n");
+    let third = json(&retrain(dir.path(), &cfg2, &store, &[]));
+    let sc = &third["evaluation"]["sequence_challenger"];
+    assert_eq!(sc["outcome"], "kept", "{sc:#}");
+    assert_eq!(sc["with_served"]["sequence"], "omen-sequence/1", "{sc:#}");
+    assert_eq!(sc["challenger"], "omen-sequence/2", "{sc:#}");
+    let l = registry_list(dir.path(), &store);
+    assert_eq!((alias(&l, "omen-sequence", "champion"), alias(&l, "omen-sequence", "challenger")), (Some(1), Some(2)), "{l:#}");
 
     // `omen evaluate` on the champion: the report and its metrics.
     let rdir = dir.path().join("report");
