@@ -130,6 +130,52 @@ impl Platt {
         Some(Platt { a, b })
     }
 
+    /// Temperature scaling (C. Guo, G. Pleiss, Y. Sun & K. Weinberger, ICML 2017): Platt scaling
+    /// with no offset, P(y = 1 | s) = σ(s / T), T minimising the log loss. One parameter: it
+    /// corrects over- or under-confidence but not the base rate, so a small calibration split
+    /// whose failure rate differs by chance from the future's does not move every probability.
+    /// `None` without data or without both classes.
+    pub fn fit_temperature(score: &[f64], y: &[f64]) -> Option<Platt> {
+        let n = score.len().min(y.len());
+        let pos = (0..n).filter(|&i| y[i] == 1.0).count();
+        if pos == 0 || pos == n {
+            return None;
+        }
+        let loss = |log_t: f64| -> f64 {
+            let inv = (-log_t).exp();
+            (0..n)
+                .map(|i| {
+                    let f = score[i] * inv;
+                    // −log σ(f) for a failure, −log(1 − σ(f)) otherwise, in a stable form.
+                    let m = if y[i] == 1.0 { -f } else { f };
+                    if m > 0.0 { m + (1.0 + (-m).exp()).ln() } else { (1.0 + m.exp()).ln() }
+                })
+                .sum()
+        };
+        // Golden-section search of log T in [−4, 4] (T from 0.018 to 55): the loss is unimodal in it.
+        let g = (5f64.sqrt() - 1.0) / 2.0;
+        let (mut lo, mut hi) = (-4.0f64, 4.0f64);
+        let (mut c, mut d) = (hi - g * (hi - lo), lo + g * (hi - lo));
+        let (mut fc, mut fd) = (loss(c), loss(d));
+        for _ in 0..80 {
+            if fc < fd {
+                hi = d;
+                d = c;
+                fd = fc;
+                c = hi - g * (hi - lo);
+                fc = loss(c);
+            } else {
+                lo = c;
+                c = d;
+                fc = fd;
+                d = lo + g * (hi - lo);
+                fd = loss(d);
+            }
+        }
+        let t = ((lo + hi) / 2.0).exp();
+        Some(Platt { a: -1.0 / t, b: 0.0 })
+    }
+
     pub fn predict(&self, score: f64) -> f64 {
         1.0 / (1.0 + (self.a * score + self.b).exp())
     }
@@ -239,6 +285,11 @@ mod tests {
         }
         let pl = Platt::fit(&s, &y).unwrap();
         assert!((pl.a + 2.0).abs() < 0.1 && (pl.b - 1.0).abs() < 0.1, "{pl:?}");
+        // Temperature: scores 4 times too confident (y from σ(s / 4)) give T ≈ 4, no offset.
+        let y4: Vec<f64> = s.iter().map(|&x| if u() < 1.0 / (1.0 + (-x / 4.0).exp()) { 1.0 } else { 0.0 }).collect();
+        let t = Platt::fit_temperature(&s, &y4).unwrap();
+        assert!((-1.0 / t.a - 4.0).abs() < 0.4 && t.b == 0.0, "{t:?}");
+        assert!(Platt::fit_temperature(&s, &vec![1.0; s.len()]).is_none(), "one class");
     }
 
     #[test]

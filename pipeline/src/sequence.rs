@@ -523,11 +523,17 @@ pub fn train_sequence(
     let (classifier, classifier_history) =
         params.fit_classifier(&config.classifier, &train.classify, &valid.classify, &Engine::Kernel, &mut *progress)?;
     let mut model = SequenceModel::new(config, layout.clone(), norm, forecaster, classifier)?;
-    // Platt scaling of the classifier's log-odds on the validation windows (the GBDT's
-    // calibration split is its validation rows too).
-    let valid_logits = model.failure_logits_batch(&valid.classify.x);
-    let valid_y: Vec<f64> = valid.classify.label.iter().map(|&y| y as f64).collect();
-    model = model.with_calibration(omen_models::calibrate::Platt::fit(&valid_logits, &valid_y));
+    // Temperature scaling of the classifier's log-odds on the validation deployments' checkpoint
+    // windows, the windows it is asked about (the GBDT's calibration split is its validation
+    // rows too).
+    let mut valid_checkpoints = Sequences::new(layout.window, layout.channels());
+    let mut valid_y = Vec::new();
+    for &r in &valid.checkpoint_rows {
+        valid_checkpoints.push(valid.classify.x.row(r));
+        valid_y.push(valid.classify.label[r] as f64);
+    }
+    let valid_logits = model.failure_logits_batch(&valid_checkpoints);
+    model = model.with_calibration(omen_models::calibrate::Platt::fit_temperature(&valid_logits, &valid_y));
     let cutoff = test_w.first().map_or(i64::MAX, |w| w.started_at);
     let mut detector = None;
     if let Some(p) = &args.detector

@@ -78,8 +78,9 @@ struct Header {
     detector: Option<DetectorHeader>,
     #[serde(default)]
     detector_bytes: u64,
-    /// Platt scaling of the classifier's log-odds, fitted on the validation windows (absent in
-    /// older artifacts: their probabilities are the classifier's own).
+    /// The calibration of the classifier's log-odds (a temperature: `Platt` with b = 0), fitted
+    /// on the validation checkpoints (absent in older artifacts: their probabilities are the
+    /// classifier's own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     calibration: Option<crate::calibrate::Platt>,
 }
@@ -103,7 +104,7 @@ pub struct SequenceModel {
     cw: (kernel::LstmWeights, model::DenseWeights),
     /// The anomaly detector of `omen detect` (models trained before it have none).
     detector: Option<detect::SeriesDetector>,
-    /// Platt scaling of the classifier's log-odds (models trained before it have none).
+    /// The calibration of the classifier's log-odds (models trained before it have none).
     calibration: Option<crate::calibrate::Platt>,
 }
 
@@ -119,9 +120,9 @@ pub struct MetricForecast {
 /// The sequence models' reading of one canary window ([`SequenceModel::assess`]).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Assessment {
-    /// The LSTM classifier's failure probability (Platt-calibrated on the validation windows when
-    /// the model has a calibration; a second opinion beside the GBDT's, which the policy decides
-    /// on).
+    /// The LSTM classifier's failure probability (temperature-scaled on the validation
+    /// checkpoints when the model has a calibration; a second opinion beside the GBDT's, which
+    /// the policy decides on).
     pub failure_probability: f64,
     /// The window's end (µs) and step (µs): forecast step `k` ends at `end + (k + 1) · step_us`.
     pub end: i64,
