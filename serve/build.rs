@@ -10,6 +10,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile([proto], ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("omen_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
-    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(fds)?;
+    // omen's services decode requests from one contiguous slice (`crate::codec`).
+    tonic_prost_build::configure().build_client(true).build_server(true).codec_path("crate::codec::SliceCodec").compile_fds(fds.clone())?;
+    // The same services with tonic-prost's own codec, for the benchmark's bare tonic echo
+    // service (the ceiling `bench/serve.sh` compares with).
+    let plain = out.join("plain");
+    std::fs::create_dir_all(&plain)?;
+    tonic_prost_build::configure().build_client(false).build_server(true).out_dir(&plain).compile_fds(fds)?;
     Ok(())
 }

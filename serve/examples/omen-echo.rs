@@ -1,7 +1,9 @@
 //! `omen-echo`: the gRPC ceiling of bench/serve.sh. A bare tonic server of the same proto and
 //! the same transport settings as `omen-serve` (HTTP/2 over TCP with `TCP_NODELAY`, 1024 streams
-//! per connection, mimalloc), whose `Score` decodes the request as tonic does and answers a
-//! fixed `ScoreResponse` without any work: what tonic, HTTP/2 and protobuf cost on this machine.
+//! per connection, mimalloc), whose `Score` decodes the request as tonic does (tonic-prost's own
+//! codec, `omen_serve::plain_proto`; omen-serve decodes from one slice, `omen_serve::codec`) and
+//! answers a fixed `ScoreResponse` without any work: what tonic, HTTP/2 and protobuf cost on this
+//! machine.
 //! With `--response FILE` (proto3 JSON, e.g. an answer of `omen-serve`'s `POST /v1/score`) the
 //! answer is as large as omen's; without it, the empty response.
 //!
@@ -14,7 +16,8 @@ use std::pin::Pin;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use omen_serve::proto::{self, canary_scorer_server::CanaryScorer};
+use omen_serve::plain_proto::{self as proto, canary_scorer_server::CanaryScorer};
+use omen_serve::proto::DESCRIPTOR;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
@@ -60,7 +63,7 @@ impl CanaryScorer for Echo {
 
 fn response_from_json(path: &PathBuf) -> Result<proto::ScoreResponse> {
     let raw = std::fs::read(path).with_context(|| format!("reading --response {}", path.display()))?;
-    let pool = DescriptorPool::decode(proto::DESCRIPTOR)?;
+    let pool = DescriptorPool::decode(DESCRIPTOR)?;
     let desc = pool.get_message_by_name("omen.v1.ScoreResponse").context("no omen.v1.ScoreResponse in the descriptor")?;
     let mut de = serde_json::Deserializer::from_slice(&raw);
     let msg = DynamicMessage::deserialize(desc, &mut de).with_context(|| format!("--response {}", path.display()))?;

@@ -47,6 +47,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod codec;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -66,6 +67,14 @@ pub mod proto {
 
     /// The encoded file descriptor set of `omen.proto` (reflection, the JSON mapping).
     pub const DESCRIPTOR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/omen_descriptor.bin"));
+}
+
+/// The proto's services generated with tonic-prost's own codec, not [`codec::SliceCodec`]: only
+/// for the benchmark's bare tonic echo service (`serve/examples/omen-echo.rs`), the ceiling that
+/// `bench/serve.sh` compares omen-serve with.
+#[doc(hidden)]
+pub mod plain_proto {
+    include!(concat!(env!("OUT_DIR"), "/plain/omen.v1.rs"));
 }
 
 pub use error::{Error, Result};
