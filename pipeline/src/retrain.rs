@@ -767,31 +767,38 @@ async fn run_locked(
         let served_figures = evaluation.models[decider].clone();
         let challenger_name = format!("{SEQUENCE}/{}", sc.version);
         let args_b = EvaluateArgs { sequence: Some(sc), ..eargs.clone() };
-        let with_challenger = evaluate::evaluate(store, registry.url(), &candidates[decider..=decider], &args_b).await?;
-        stage(rep, "evaluate sequence", t);
-        let cmp = decide_sequence(
-            rc,
-            served_figures,
-            evaluation.sequence.clone(),
-            &with_challenger.models[0],
-            challenger_name,
-            seq_champion.as_ref().map(|c| c.version),
-        );
-        match cmp.outcome.as_str() {
-            "promote" if dry_run => rep.would.push("promote the omen-sequence challenger to champion (its replayed decisions are better)".into()),
-            "promote" => {
-                let v = seq_version.ok_or_else(|| Error::input("retrain", "no omen-sequence version to promote"))?;
-                let expect = seq_champion.as_ref().map_or(Expect::Absent, |c| Expect::Version(c.version));
-                registry.promote(SEQUENCE, CHAMPION, v, expect).await?;
+        // The failure model's decision stands whatever happens here: a failed comparison leaves
+        // the sequence champion as it was and says why.
+        match evaluate::evaluate(store, registry.url(), &candidates[decider..=decider], &args_b).await {
+            Err(e) => {
+                tracing::warn!(error = %e, "omen-sequence challenger not evaluated");
+                rep.skipped.push(format!("omen-sequence: not evaluated ({e}); its champion stays"));
             }
-            _ => {}
+            Ok(with_challenger) => {
+                stage(rep, "evaluate sequence", t);
+                let mut cmp = decide_sequence(
+                    rc,
+                    served_figures,
+                    evaluation.sequence.clone(),
+                    &with_challenger.models[0],
+                    challenger_name,
+                    seq_champion.as_ref().map(|c| c.version),
+                );
+                if cmp.outcome == "promote" {
+                    if dry_run {
+                        rep.would.push(format!("promote the omen-sequence challenger to champion ({})", cmp.reasons.last().map_or("", |r| r.as_str())));
+                        cmp.outcome = "dry_run".into();
+                    } else {
+                        let v = seq_version.ok_or_else(|| Error::input("retrain", "no omen-sequence version to promote"))?;
+                        let expect = seq_champion.as_ref().map_or(Expect::Absent, |c| Expect::Version(c.version));
+                        registry.promote(SEQUENCE, CHAMPION, v, expect).await?;
+                        cmp.outcome = "promoted".into();
+                    }
+                }
+                rep.reasons.extend(cmp.reasons.iter().map(|r| format!("omen-sequence: {r}")));
+                evaluation.sequence_challenger = Some(cmp);
+            }
         }
-        let mut cmp = cmp;
-        if cmp.outcome == "promote" {
-            cmp.outcome = if dry_run { "dry_run".into() } else { "promoted".into() };
-        }
-        rep.reasons.extend(cmp.reasons.iter().map(|r| format!("omen-sequence: {r}")));
-        evaluation.sequence_challenger = Some(cmp);
     }
     // 8. The report, in the store.
     let prefix = format!("reports/{}", rep.run_id);

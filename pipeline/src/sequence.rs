@@ -239,6 +239,19 @@ struct Examples {
     checkpoint_rows: Vec<usize>,
 }
 
+impl Examples {
+    /// The classifier windows at the feature checkpoints, and their labels.
+    fn checkpoints(&self, layout: &SequenceLayout) -> (Sequences, Vec<f64>) {
+        let mut x = Sequences::new(layout.window, layout.channels());
+        let mut y = Vec::with_capacity(self.checkpoint_rows.len());
+        for &r in &self.checkpoint_rows {
+            x.push(self.classify.x.row(r));
+            y.push(self.classify.label[r] as f64);
+        }
+        (x, y)
+    }
+}
+
 fn label_failed(outcome: Option<&str>) -> Option<f32> {
     match outcome {
         Some("failed" | "rolled_back") => Some(1.0),
@@ -526,12 +539,7 @@ pub fn train_sequence(
     // Temperature scaling of the classifier's log-odds on the validation deployments' checkpoint
     // windows, the windows it is asked about (the GBDT's calibration split is its validation
     // rows too).
-    let mut valid_checkpoints = Sequences::new(layout.window, layout.channels());
-    let mut valid_y = Vec::new();
-    for &r in &valid.checkpoint_rows {
-        valid_checkpoints.push(valid.classify.x.row(r));
-        valid_y.push(valid.classify.label[r] as f64);
-    }
+    let (valid_checkpoints, valid_y) = valid.checkpoints(&layout);
     let valid_logits = model.failure_logits_batch(&valid_checkpoints);
     model = model.with_calibration(omen_models::calibrate::Platt::fit_temperature(&valid_logits, &valid_y));
     let cutoff = test_w.first().map_or(i64::MAX, |w| w.started_at);
@@ -548,12 +556,7 @@ pub fn train_sequence(
     let pred = model.forecast_batch(&test.forecast.x);
     let forecaster_metrics =
         forecast_metrics(&pred, &test.forecast, &model.config.forecaster.quantiles, layout.window, layout.channels());
-    let mut checkpoints = Sequences::new(layout.window, layout.channels());
-    let mut y = Vec::new();
-    for &r in &test.checkpoint_rows {
-        checkpoints.push(test.classify.x.row(r));
-        y.push(test.classify.label[r] as f64);
-    }
+    let (checkpoints, y) = test.checkpoints(&layout);
     let p = model.failure_probability_batch(&checkpoints);
     let classifier = if y.is_empty() {
         Metrics::default()
