@@ -31,6 +31,11 @@ pub struct PolicyConfig {
     /// Consecutive healthy answers a stream needs before each step up (unary calls are
     /// stateless and count one).
     pub stable_checks: u32,
+    /// Consecutive answers at or above `rollback_probability` a stream needs before the
+    /// predictive rollback (1: the first; unary calls are stateless and count one). Between the
+    /// first and the last the answer is `HOLD`: one noisy window does not roll back alone. The
+    /// judge's and the SLOs' rollbacks do not wait.
+    pub rollback_checks: u32,
     /// What missing data does (half or more of the judged metrics `NODATA`): `hold` (look again,
     /// the default) or `rollback`.
     pub nodata: NodataAction,
@@ -75,6 +80,7 @@ impl Default for PolicyConfig {
             hold_probability: 0.35,
             min_confidence: 0.65,
             stable_checks: 2,
+            rollback_checks: 1,
             nodata: NodataAction::Hold,
             max_holds: 0,
             slo: BTreeMap::new(),
@@ -135,6 +141,9 @@ impl PolicyConfig {
         }
         if self.stable_checks == 0 {
             return bad("stable_checks", "must be at least 1".into());
+        }
+        if self.rollback_checks == 0 {
+            return bad("rollback_checks", "must be at least 1".into());
         }
         let slos = std::iter::once(("slo".to_string(), &self.slo))
             .chain(self.services.iter().map(|(s, p)| (format!("services.{s}.slo"), &p.slo)));
@@ -211,6 +220,8 @@ pub struct StreamState {
     pub streak: u32,
     /// Consecutive `HOLD`s.
     pub holds: u32,
+    /// Consecutive answers at or above the rollback probability.
+    pub alarms: u32,
     /// The highest weight this stream has moved the canary to.
     pub weight: f64,
     /// Answers so far.
@@ -251,8 +262,12 @@ impl Policy {
         if !e.critical_failures.is_empty() {
             return self.finish(state, out(Decision::Rollback, 0.0, vec![format!("critical metric failed: {}", e.critical_failures.join(", "))]));
         }
-        // 2. The predictive rollback: a confident prediction of failure.
-        if e.probability >= c.rollback_probability && e.confidence >= c.min_confidence {
+        // 2. The predictive rollback: a confident prediction of failure, `rollback_checks` times
+        //    in a row on a stream.
+        let alarm = e.probability >= c.rollback_probability && e.confidence >= c.min_confidence;
+        state.alarms = if alarm { state.alarms + 1 } else { 0 };
+        let alarms_needed = if stream { c.rollback_checks } else { 1 };
+        if alarm && state.alarms >= alarms_needed {
             return self.finish(
                 state,
                 out(Decision::Rollback, 0.0, vec![format!(
@@ -296,6 +311,17 @@ impl Policy {
         // 4. The judge sees a failure now.
         if e.judge == Classification::Fail && !e.mostly_nodata {
             return self.finish(state, out(Decision::Rollback, 0.0, vec![format!("the judge fails the canary (score {:.0})", e.judge_score)]));
+        }
+        // A predictive alarm not yet repeated enough: look again.
+        if alarm {
+            return self.hold(
+                state,
+                weight,
+                format!(
+                    "failure probability {:.2} ≥ {:.2}: {} of {alarms_needed} checks before rolling back",
+                    e.probability, c.rollback_probability, state.alarms
+                ),
+            );
         }
         // 5. Missing data: hold (or roll back, if so configured) rather than abort blindly.
         if e.mostly_nodata {
@@ -422,6 +448,25 @@ mod tests {
         }
         use Decision::*;
         assert_eq!(seen, [(Hold, 5.0), (Continue, 10.0), (Hold, 10.0), (Continue, 25.0), (Hold, 25.0), (Continue, 50.0), (Hold, 50.0), (Promote, 100.0)]);
+    }
+
+    #[test]
+    fn rollback_checks_wait_for_a_repeated_alarm_on_streams_only() {
+        let p = PolicyConfig { rollback_checks: 2, ..Default::default() }.check().unwrap();
+        use Decision::*;
+        // One noisy window holds; it is forgotten when the next one is calm.
+        let mut s = StreamState::default();
+        let seen: Vec<Decision> = [0.9, 0.1, 0.9, 0.95].iter().map(|&q| p.decide(&ev(q), &mut s, true).decision).collect();
+        assert_eq!(seen, [Hold, Hold, Hold, Rollback]);
+        assert!(p.decide(&ev(0.9), &mut StreamState::default(), true).because[0].contains("1 of 2 checks"));
+        // A unary call is stateless: it rolls back at once.
+        assert_eq!(p.decide(&ev(0.9), &mut StreamState::default(), false).decision, Rollback);
+        // The judge does not wait.
+        let mut e = ev(0.9);
+        e.judge = Classification::Fail;
+        assert_eq!(p.decide(&e, &mut StreamState::default(), true).decision, Rollback);
+        let e = PolicyConfig { rollback_checks: 0, ..Default::default() }.check().unwrap_err();
+        assert!(e.to_string().contains("serve.policy.rollback_checks"), "{e}");
     }
 
     #[test]
