@@ -32,9 +32,10 @@ pub struct PolicyConfig {
     /// stateless and count one).
     pub stable_checks: u32,
     /// Consecutive answers at or above `rollback_probability` a stream needs before the
-    /// predictive rollback (1: the first; unary calls are stateless and count one). Between the
-    /// first and the last the answer is `HOLD`: one noisy window does not roll back alone. The
-    /// judge's and the SLOs' rollbacks do not wait.
+    /// predictive rollback below 100 % traffic (1: the first; unary calls are stateless and count
+    /// one; at 100 % every user is exposed and one is enough). Between the first and the last the
+    /// answer is `HOLD`: one noisy window does not roll back alone. The judge's and the SLOs'
+    /// rollbacks do not wait.
     pub rollback_checks: u32,
     /// What missing data does (half or more of the judged metrics `NODATA`): `hold` (look again,
     /// the default) or `rollback`.
@@ -266,7 +267,8 @@ impl Policy {
         //    in a row on a stream.
         let alarm = e.probability >= c.rollback_probability && e.confidence >= c.min_confidence;
         state.alarms = if alarm { state.alarms + 1 } else { 0 };
-        let alarms_needed = if stream { c.rollback_checks } else { 1 };
+        // At full traffic every user is exposed: one look is enough there.
+        let alarms_needed = if stream && weight < 100.0 { c.rollback_checks } else { 1 };
         if alarm && state.alarms >= alarms_needed {
             return self.finish(
                 state,
@@ -461,6 +463,10 @@ mod tests {
         assert!(p.decide(&ev(0.9), &mut StreamState::default(), true).because[0].contains("1 of 2 checks"));
         // A unary call is stateless: it rolls back at once.
         assert_eq!(p.decide(&ev(0.9), &mut StreamState::default(), false).decision, Rollback);
+        // At full traffic every user is exposed: one alarm is enough.
+        let mut e = ev(0.9);
+        e.current_weight = 100.0;
+        assert_eq!(p.decide(&e, &mut StreamState::default(), true).decision, Rollback);
         // The judge does not wait.
         let mut e = ev(0.9);
         e.judge = Classification::Fail;
