@@ -271,7 +271,7 @@ small,.note{color:#666;font-size:12px}
                 mins(r.slow_lead_minutes())
             );
         }
-        s.push_str("</table><ul>");
+        s.push_str(r#"</table><ul class="note">"#);
         for why in &c.reasons {
             let _ = write!(s, "<li>{}</li>", esc(why));
         }
