@@ -41,6 +41,7 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::gbdt::rng::SplitMix64;
 use crate::{Error, Result};
 
 /// Hyperparameters of [`ValidKMeansParams::fit`].
@@ -230,7 +231,7 @@ impl ValidKMeansParams {
         }
         let p = &self.0;
         let mut best: Option<(Vec<f64>, f64)> = None;
-        let mut rng = SplitMix(p.seed);
+        let mut rng = SplitMix64::new(p.seed);
         for _ in 0..p.n_runs {
             let init = plus_plus(rows, d, k, &mut rng);
             let (centroids, inertia, _) = lloyd(rows, d, k, init, p.max_iterations, p.tolerance);
@@ -299,19 +300,6 @@ impl ValidKMeansParams {
     }
 }
 
-/// SplitMix64, the seeded generator of the initialisation.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next_f64(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// Rows per parallel block: fixed, so sums are reduced in the same order on any machine.
 const BLOCK: usize = 2048;
 
@@ -375,7 +363,7 @@ impl<const L: usize> Panel<L> {
 /// A row drawn with probability proportional to its weight (`weight(i)`; `sums`: the sums of the
 /// weights per block of `BLOCK` rows): the block by the running sum of the block sums, then the
 /// row by the running sum within the block, so only that block's weights are looked at.
-fn draw(n: usize, sums: &[f64], rng: &mut SplitMix, weight: impl Fn(usize) -> f64) -> usize {
+fn draw(n: usize, sums: &[f64], rng: &mut SplitMix64, weight: impl Fn(usize) -> f64) -> usize {
     let total: f64 = sums.iter().sum();
     let u = rng.next_f64();
     if !(total > 0.0) {
@@ -498,7 +486,7 @@ impl<'a> Pending<'a> {
 ///   to read, twice the lanes), with its error bound ([`Estimate`]).
 ///
 /// Only where neither proves it (the candidate may take the row) is the distance computed exactly.
-fn plus_plus(x: &[f64], d: usize, k: usize, rng: &mut SplitMix) -> Vec<f64> {
+fn plus_plus(x: &[f64], d: usize, k: usize, rng: &mut SplitMix64) -> Vec<f64> {
     let n = x.len() / d;
     let row = |i: usize| &x[i * d..(i + 1) * d];
     let first = ((rng.next_f64() * n as f64) as usize).min(n - 1);
@@ -722,6 +710,19 @@ fn update(sums: &[f64], counts: &[i64], d: usize, k: usize, centroids: &mut [f64
     shift
 }
 
+/// The rows in blocks of [`BLOCK`] with each row's centre and distance bounds: what every pass of
+/// [`lloyd`] walks in parallel.
+#[allow(clippy::type_complexity)]
+fn blocks<'a>(
+    x: &'a [f64],
+    d: usize,
+    assign: &'a mut [u32],
+    upper: &'a mut [f64],
+    lower: &'a mut [f64],
+) -> impl IndexedParallelIterator<Item = (((&'a [f64], &'a mut [u32]), &'a mut [f64]), &'a mut [f64])> {
+    x.par_chunks(BLOCK * d).zip(assign.par_chunks_mut(BLOCK)).zip(upper.par_chunks_mut(BLOCK)).zip(lower.par_chunks_mut(BLOCK))
+}
+
 /// Lloyd iterations from k-means++'s centres and bounds, until the centres move (sum of squared
 /// shifts) no more than `relative` × the mean variance of the columns: the final centres, the
 /// inertia (sum of squared distances to the final centres) and each row's centre.
@@ -738,11 +739,7 @@ fn lloyd(x: &[f64], d: usize, k: usize, mut centroids: Vec<f64>, max_iter: u64, 
     let (mut assign, mut upper, mut lower) = (vec![0u32; n], vec![0.0; n], vec![0.0; n]);
     // The first pass: every distance, the sums, the tolerance.
     let panel = Panel::<8>::new(centroids.chunks(d), d);
-    let first: Vec<FirstSums> = x
-        .par_chunks(BLOCK * d)
-        .zip(assign.par_chunks_mut(BLOCK))
-        .zip(upper.par_chunks_mut(BLOCK))
-        .zip(lower.par_chunks_mut(BLOCK))
+    let first: Vec<FirstSums> = blocks(x, d, &mut assign, &mut upper, &mut lower)
         .map(|(((block, a), u), l)| {
             let mut f = FirstSums { sums: vec![0.0; kd], counts: vec![0; k], s1: vec![0.0; d], s2: vec![0.0; d] };
             let mut buf = vec![0.0; panel.w];
@@ -777,11 +774,7 @@ fn lloyd(x: &[f64], d: usize, k: usize, mut centroids: Vec<f64>, max_iter: u64, 
     for it in 0..max_iter {
         if it > 0 {
             let step = Step::new(&centroids, d, k, &moved);
-            let deltas: Vec<Option<(Vec<f64>, Vec<i64>)>> = x
-                .par_chunks(BLOCK * d)
-                .zip(assign.par_chunks_mut(BLOCK))
-                .zip(upper.par_chunks_mut(BLOCK))
-                .zip(lower.par_chunks_mut(BLOCK))
+            let deltas: Vec<Option<(Vec<f64>, Vec<i64>)>> = blocks(x, d, &mut assign, &mut upper, &mut lower)
                 .map(|(((block, a), u), l)| {
                     let mut buf = vec![0.0; step.panel.w];
                     let mut delta: Option<(Vec<f64>, Vec<i64>)> = None;
@@ -817,11 +810,7 @@ fn lloyd(x: &[f64], d: usize, k: usize, mut centroids: Vec<f64>, max_iter: u64, 
     }
     // The assignment to the final centres and its inertia.
     let step = Step::new(&centroids, d, k, &moved);
-    let sse: Vec<f64> = x
-        .par_chunks(BLOCK * d)
-        .zip(assign.par_chunks_mut(BLOCK))
-        .zip(upper.par_chunks_mut(BLOCK))
-        .zip(lower.par_chunks_mut(BLOCK))
+    let sse: Vec<f64> = blocks(x, d, &mut assign, &mut upper, &mut lower)
         .map(|(((block, a), u), l)| {
             let mut buf = vec![0.0; step.panel.w];
             let mut s = 0.0;
@@ -894,7 +883,7 @@ mod tests {
     /// Overlapping Gaussian blobs (many rows near the boundaries, where the bounds must not skip
     /// a reassignment), seeded.
     fn blobs(n: usize, d: usize, centres: usize, spread: f64, seed: u64) -> Vec<f64> {
-        let mut rng = SplitMix(seed);
+        let mut rng = SplitMix64::new(seed);
         let mut normal = move || {
             let (a, b) = (rng.next_f64().max(1e-12), rng.next_f64());
             (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
@@ -910,7 +899,7 @@ mod tests {
     }
 
     /// Greedy k-means++ computed the plain way: every distance of every row, every step.
-    fn plus_plus_plain(x: &[f64], d: usize, k: usize, rng: &mut SplitMix) -> Vec<f64> {
+    fn plus_plus_plain(x: &[f64], d: usize, k: usize, rng: &mut SplitMix64) -> Vec<f64> {
         let n = x.len() / d;
         let row = |i: usize| &x[i * d..(i + 1) * d];
         let first = ((rng.next_f64() * n as f64) as usize).min(n - 1);
@@ -939,7 +928,7 @@ mod tests {
     fn hamerly_gives_plain_lloyds_assignments() {
         for (n, d, k, spread, seed) in [(20_000, 16, 16, 1.5, 1), (30_000, 5, 9, 0.8, 2), (5_000, 3, 40, 2.0, 3), (3_000, 7, 1, 1.0, 4), (10_000, 2, 5, 0.3, 5)] {
             let x = blobs(n, d, k.max(2), spread, seed);
-            let init = plus_plus(&x, d, k, &mut SplitMix(seed));
+            let init = plus_plus(&x, d, k, &mut SplitMix64::new(seed));
             let (c, sse, a) = lloyd(&x, d, k, init.clone(), 300, 1e-8);
             let (pc, psse, pa, updates) = lloyd_plain(&x, d, k, init, 300, 1e-8);
             assert!(updates > 3 || k == 1, "n {n} k {k}: {updates} updates");
@@ -957,8 +946,8 @@ mod tests {
             x[..d].iter_mut().for_each(|v| *v *= 1e20);
             let dup = x[d..2 * d].to_vec();
             x[2 * d..3 * d].copy_from_slice(&dup);
-            let ours = plus_plus(&x, d, k, &mut SplitMix(seed));
-            let plain = plus_plus_plain(&x, d, k, &mut SplitMix(seed));
+            let ours = plus_plus(&x, d, k, &mut SplitMix64::new(seed));
+            let plain = plus_plus_plain(&x, d, k, &mut SplitMix64::new(seed));
             assert_eq!(ours, plain, "n {n} d {d} k {k}");
         }
     }
@@ -969,7 +958,7 @@ mod tests {
         let mut w = vec![0.0; 3 * BLOCK + 10];
         (w[5], w[BLOCK + 7], w[3 * BLOCK + 9]) = (1.0, 2.0, 1.0);
         let sums: Vec<f64> = w.chunks(BLOCK).map(|b| b.iter().sum()).collect();
-        let mut rng = SplitMix(11);
+        let mut rng = SplitMix64::new(11);
         let mut hits = [0usize; 3];
         for _ in 0..4000 {
             match draw(w.len(), &sums, &mut rng, |i| w[i]) {

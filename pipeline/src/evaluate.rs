@@ -226,13 +226,8 @@ impl Replay {
 
     /// Median lead over the judge on the slow modes' deployments (minutes).
     pub fn slow_lead_minutes(&self) -> Option<f64> {
-        let mut v: Vec<f64> = self.slow_modes.iter().flat_map(|m| m.lead.minutes.iter().copied()).collect();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+        let v: Vec<f64> = self.slow_modes.iter().flat_map(|m| m.lead.minutes.iter().copied()).collect();
+        median(&v)
     }
 }
 
@@ -743,7 +738,8 @@ fn minutes(us: i64) -> f64 {
 }
 
 
-fn median(v: &[f64]) -> Option<f64> {
+/// The median of `v` (the mean of the two middle values for an even count); `None` when empty.
+pub(crate) fn median(v: &[f64]) -> Option<f64> {
     if v.is_empty() {
         return None;
     }

@@ -626,30 +626,26 @@ async fn run_locked(
     }
     let challenger_version = failure_version.or(same.as_ref().map(|v| v.version));
 
-    // The served sequence model, and whether the challenger is it again.
-    let seq_champion = match registry.version(SEQUENCE, &VersionRef::Alias(CHAMPION.into())).await {
-        Ok(v) => Some(v),
-        Err(omen_models::Error::NotFound { .. }) => None,
-        Err(e) => return Err(e.into()),
-    };
+    // The served sequence model (it takes part in the replayed decisions, as in omen-serve), and
+    // whether the challenger is it again.
+    let served_sequence = evaluate::load_sequence(registry, None).await?;
+    let seq_champion = served_sequence.as_ref().map(|s| s.version);
     let sequence = match sequence {
-        Some(_) if seq_champion.as_ref().is_some_and(|c| Some(c.version) == seq_version) => {
+        Some(_) if seq_champion.is_some() && seq_champion == seq_version => {
             rep.reasons.push(format!("the omen-sequence challenger is the champion's model (version {}): nothing to promote", seq_version.unwrap_or(0)));
             None
         }
         s => s,
     };
 
-    // 5. The same artifact as the champion: nothing to decide for omen-failure.
-    if let (Some(c), Some(s)) = (&champion, &same)
-        && c.version == s.version
-        && sequence.is_none()
-    {
+    // 5. The same artifact as the champion: nothing to decide for omen-failure (nor for
+    //    omen-sequence when it has no new challenger either).
+    let failure_is_champion = matches!((&champion, &same), (Some(c), Some(s)) if c.version == s.version);
+    if failure_is_champion && sequence.is_none() {
         rep.outcome = if dry_run { Outcome::DryRun } else { Outcome::Kept };
-        rep.reasons.push(format!("the challenger is the champion's model (version {}): nothing to promote", c.version));
+        rep.reasons.push(format!("the challenger is the champion's model (version {}): nothing to promote", rep.champion_before.unwrap_or(0)));
         return Ok(());
     }
-    let failure_is_champion = matches!((&champion, &same), (Some(c), Some(s)) if c.version == s.version);
 
     // 6. Evaluate champion and challenger on the same hold-out, against the reference judge.
     let t = Instant::now();
@@ -670,9 +666,7 @@ async fn run_locked(
             failure.model.clone(),
         )?);
     }
-    // The served sequence champion takes part in the replayed decisions, as in omen-serve.
     // A sequence challenger's fitted deployments leave both replays, so they share one hold-out.
-    let served_sequence = evaluate::load_sequence(registry, None).await?;
     let performance = evaluate::load_performance(registry, None).await?;
     let seq_candidate = match &sequence {
         Some(sq) => Some(evaluate::SequenceCandidate {
@@ -724,6 +718,7 @@ async fn run_locked(
     let promote_to = |rep: &mut RetrainReport, why: String| {
         rep.reasons.push(why);
     };
+    let mut failure_promotes = false;
     if failure_is_champion {
         rep.outcome = Outcome::Kept;
         rep.reasons.push(format!("the challenger is the champion's model (version {}): nothing to promote", rep.champion_before.unwrap_or(0)));
@@ -741,6 +736,7 @@ async fn run_locked(
     } else if dry_run {
         rep.outcome = Outcome::DryRun;
         rep.would.push("promote the omen-failure challenger to champion (it passes the guardrails and the margin)".into());
+        failure_promotes = true;
     } else {
         let v = challenger_version.ok_or_else(|| Error::input("retrain", "no challenger version to promote"))?;
         let expect = champion.as_ref().map_or(Expect::Absent, |c| Expect::Version(c.version));
@@ -750,6 +746,7 @@ async fn run_locked(
         }
         rep.champion_after = Some(v);
         rep.outcome = Outcome::Promoted;
+        failure_promotes = true;
         promote_to(rep, format!("omen-failure version {v} promoted to champion (was {})", rep.champion_before.map_or("none".into(), |c| c.to_string())));
     }
     if dry_run && rep.outcome != Outcome::Rejected {
@@ -762,8 +759,7 @@ async fn run_locked(
     if let Some(sc) = seq_candidate {
         let t = Instant::now();
         progress.set_message("evaluating omen-sequence");
-        let failure_served = matches!(rep.outcome, Outcome::Promoted) || (dry_run && rep.would.iter().any(|w| w.starts_with("promote the omen-failure")));
-        let decider = if failure_served || champion.is_none() { candidates.len() - 1 } else { 0 };
+        let decider = if failure_promotes || champion.is_none() { candidates.len() - 1 } else { 0 };
         let served_figures = evaluation.models[decider].clone();
         let challenger_name = format!("{SEQUENCE}/{}", sc.version);
         let args_b = EvaluateArgs { sequence: Some(sc), ..eargs.clone() };
@@ -782,7 +778,7 @@ async fn run_locked(
                     evaluation.sequence.clone(),
                     &with_challenger.models[0],
                     challenger_name,
-                    seq_champion.as_ref().map(|c| c.version),
+                    seq_champion,
                 );
                 if cmp.outcome == "promote" {
                     if dry_run {
@@ -790,7 +786,7 @@ async fn run_locked(
                         cmp.outcome = "dry_run".into();
                     } else {
                         let v = seq_version.ok_or_else(|| Error::input("retrain", "no omen-sequence version to promote"))?;
-                        let expect = seq_champion.as_ref().map_or(Expect::Absent, |c| Expect::Version(c.version));
+                        let expect = seq_champion.map_or(Expect::Absent, Expect::Version);
                         registry.promote(SEQUENCE, CHAMPION, v, expect).await?;
                         cmp.outcome = "promoted".into();
                     }

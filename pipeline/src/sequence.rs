@@ -673,15 +673,6 @@ pub struct RollbackEval {
     pub judge_false_alarms: usize,
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
-}
-
 fn rollback_eval(
     model: &SequenceModel,
     slo: &Slo,
@@ -780,8 +771,8 @@ fn rollback_eval(
             over_judge.push((j - m) as f64 / 1e6);
         }
     }
-    e.model_lead_before_breach_s = median(before_breach);
-    e.lead_over_judge_s = median(over_judge);
+    e.model_lead_before_breach_s = crate::evaluate::median(&before_breach);
+    e.lead_over_judge_s = crate::evaluate::median(&over_judge);
     Ok(e)
 }
 
