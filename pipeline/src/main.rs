@@ -23,6 +23,7 @@ use omen_models::registry::{AnyRegistry, MlflowOptions, Progress};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    tune_memory();
     let cli = Cli::parse();
     init_tracing();
     match run(cli) {
@@ -34,6 +35,39 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// mimalloc's `purge_delay` option: its index in v3's `mi_option_e` (libmimalloc-sys 0.1.49 names
+/// no constant for it; the version is pinned by Cargo.lock and `tests::mimalloc_purge_delay_index`
+/// checks the index against the option's default).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// The batch CLI's memory settings, each left alone where the user set mimalloc's variable for it:
+/// - the memory it frees stays with the process for its next allocations (mimalloc's
+///   `purge_delay = -1`) instead of going back to the kernel a second later: a log ingest
+///   allocates and frees each 64 MB block's columns, and faulting those pages in again cost
+///   0.1–0.9 s of system time per 120 MB. The process is short-lived, so what it keeps is its
+///   own peak;
+/// - no transparent huge pages (`prctl(PR_SET_THP_DISABLE)`, which is what mimalloc's
+///   `allow_thp = 0` does at its start, before `main`): on these VMs a huge page is made of
+///   memory the host has taken back, and the first touch of the 2 MB cost a 120 MB ingest
+///   1.0–1.8 s of system time in most runs (0.12 s in the others), against a steady 0.26–0.38 s
+///   with 4 KB pages.
+///
+/// Measured in BENCHMARKS.md ("Log ingest").
+#[allow(unsafe_code)] // the allocator's option setter and prctl
+fn tune_memory() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: called first thing in `main`, before any other thread exists (the setter is not
+        // thread-safe); the index is in range for the linked mimalloc.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    }
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        // SAFETY: a process-wide flag set with integer arguments. If it fails (a kernel older
+        // than 3.15) huge pages stay on, which is only slower.
+        unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
     }
 }
 
@@ -636,5 +670,20 @@ mod tests {
     fn cli_is_well_formed() {
         use clap::CommandFactory;
         crate::cli::Cli::command().debug_assert();
+    }
+
+    /// The option `tune_memory` sets is mimalloc's `purge_delay`: in a process that has not set
+    /// it, it reads its default (1000 ms) between `eager_commit_delay` (1) and `use_numa_nodes` (0).
+    #[test]
+    #[allow(unsafe_code)] // reads of the allocator's options
+    fn mimalloc_purge_delay_index() {
+        use libmimalloc_sys::mi_option_get;
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return;
+        }
+        let i = super::MI_OPTION_PURGE_DELAY;
+        // SAFETY: reads only; indices below `_mi_option_last`.
+        let got = unsafe { [mi_option_get(i - 1), mi_option_get(i), mi_option_get(i + 1)] };
+        assert_eq!(got, [1, 1000, 0]);
     }
 }

@@ -76,6 +76,11 @@ pub fn split_partitions(df: &DataFrame, schema: &DatasetSchema) -> PolarsResult<
     if keys.is_empty() || df.height() == 0 {
         return Ok(if df.height() == 0 { vec![] } else { vec![(String::new(), df.clone())] });
     }
+    // The usual case, a block of one service's log within one day, is one partition: its rows
+    // are kept as they are instead of being gathered into a copy.
+    if let Some(segs) = single_partition(df, &keys)? {
+        return Ok(vec![(segs, df.drop_many(keys.iter().copied()))]);
+    }
     let mut out = Vec::new();
     for part in df.partition_by_stable(keys.iter().copied(), true)? {
         let mut segs = Vec::new();
@@ -87,6 +92,30 @@ pub fn split_partitions(df: &DataFrame, schema: &DatasetSchema) -> PolarsResult<
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
+}
+
+/// The partition path of `df` when every row has the same values of `keys`.
+fn single_partition(df: &DataFrame, keys: &[&str]) -> PolarsResult<Option<String>> {
+    let mut segs = Vec::with_capacity(keys.len());
+    for k in keys {
+        let col = df.column(k)?;
+        if col.dtype() != &DataType::String {
+            return Ok(None);
+        }
+        let first = match col {
+            Column::Scalar(s) => s.scalar().value().extract_str().map(str::to_string),
+            _ => {
+                let ca = col.str()?;
+                let first = ca.get(0);
+                if ca.iter().any(|v| v != first) {
+                    return Ok(None);
+                }
+                first.map(str::to_string)
+            }
+        };
+        segs.push(crate::store::partition_segment(k, first.as_deref().unwrap_or("__null__")));
+    }
+    Ok(Some(segs.join("/")))
 }
 
 /// One CSV record with where it came from.
@@ -317,6 +346,49 @@ pub fn lines(bytes: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One partition (the fast path, with a scalar `service` as ingest adds it) and several (the
+    /// gathering path) give the same frames as the gathering path alone.
+    #[test]
+    fn partitions_split_the_same_with_one_partition_or_several() {
+        let frame = |dates: &[&str]| {
+            let n = dates.len();
+            DataFrame::new(
+                n,
+                vec![
+                    Column::new("x".into(), (0..n as i64).collect::<Vec<_>>()),
+                    Column::new_scalar("service".into(), Scalar::from(PlSmallStr::from("web")), n),
+                    Column::new("date".into(), dates.to_vec()),
+                ],
+            )
+            .unwrap()
+        };
+        let gathered = |df: &DataFrame| {
+            let mut v: Vec<_> = df
+                .partition_by_stable(["service", "date"], true)
+                .unwrap()
+                .into_iter()
+                .map(|p| {
+                    let date = p.column("date").unwrap().str().unwrap().get(0).unwrap().to_string();
+                    (format!("service=web/date={date}"), p.drop_many(["service", "date"]))
+                })
+                .collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        for dates in [&["2026-11-01"; 3][..], &["2026-11-01", "2026-11-02", "2026-11-01"][..]] {
+            let df = frame(dates);
+            let got = split_partitions(&df, &crate::schema::REQUESTS).unwrap();
+            let want = gathered(&df);
+            assert_eq!(got.len(), want.len());
+            for ((gp, gf), (wp, wf)) in got.iter().zip(&want) {
+                assert_eq!(gp, wp);
+                assert!(gf.equals(wf), "{gp}: {gf} != {wf}");
+            }
+        }
+        let one = split_partitions(&frame(&["2026-11-01"; 2]), &crate::schema::REQUESTS).unwrap();
+        assert_eq!(one[0].0, "service=web/date=2026-11-01");
+    }
 
     #[test]
     fn lines_are_numbered_from_one_without_a_phantom_last_line() {
