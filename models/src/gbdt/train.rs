@@ -181,6 +181,7 @@ pub(crate) fn fit(
             l2: p.lambda_l2,
             features: &features,
             offsets: Vec::new(),
+            blocked: false,
             all_features: false,
             pool: &pool,
         });

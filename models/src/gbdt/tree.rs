@@ -113,6 +113,8 @@ pub(crate) struct Grow<'a> {
     pub offsets: Vec<usize>,
     /// Whether `features` is every feature (filled by [`Grow::new`]).
     pub all_features: bool,
+    /// Whether every feature's histogram is a block of [`BLOCK`] bins (filled by [`Grow::new`]).
+    pub blocked: bool,
     /// Histogram buffers for reuse (fresh pages cost more than the histograms).
     pub pool: &'a HistPool,
 }
@@ -165,6 +167,9 @@ fn leaf_gain(g: f64, h: f64, l1: f64, l2: f64) -> f64 {
 
 const PARALLEL_ROWS: usize = 16_384;
 
+/// Bins of a feature's histogram in the blocked layout: every `u8` bin.
+const BLOCK: usize = 256;
+
 /// How many rows ahead the scattered reads of a leaf's rows are prefetched.
 const PREFETCH_AHEAD: usize = 24;
 
@@ -189,14 +194,22 @@ impl<'a> Grow<'a> {
     pub(crate) fn new(mut g: Grow<'a>) -> Grow<'a> {
         let mut o = Vec::with_capacity(g.mappers.len() + 1);
         let mut acc = 0;
+        // Dense tables: every feature's histogram starts at a multiple of 256 (a feature has at
+        // most 255 value bins and the missing one), so that filling indexes a `[Bin; 256]` with
+        // the row's `u8` bin: no offset to load and no bounds to check.
+        g.blocked = g.all_features_of(g.mappers.len()) && g.mappers.iter().all(|m| m.value_bins() + 1 > BLOCK / 2);
         for m in g.mappers {
             o.push(acc);
-            acc += m.value_bins() + 1;
+            acc += if g.blocked { BLOCK } else { m.value_bins() + 1 };
         }
         o.push(acc);
         g.offsets = o;
-        g.all_features = g.features.len() == g.mappers.len() && g.features.iter().enumerate().all(|(i, &f)| i == f);
+        g.all_features = g.all_features_of(g.mappers.len());
         g
+    }
+
+    fn all_features_of(&self, d: usize) -> bool {
+        self.features.len() == d && self.features.iter().enumerate().all(|(i, &f)| i == f)
     }
 
     fn total_bins(&self) -> usize {
@@ -207,7 +220,9 @@ impl<'a> Grow<'a> {
         let buf = self.pool.lock().map(|mut p| p.pop()).unwrap_or(None);
         match buf {
             Some(mut h) => {
-                h.fill(Bin::default());
+                // Zeroed and sized for this tree's layout (compact or blocked).
+                h.clear();
+                h.resize(self.total_bins(), Bin::default());
                 h
             }
             None => vec![Bin::default(); self.total_bins()],
@@ -224,7 +239,25 @@ impl<'a> Grow<'a> {
         let d = self.binned.n_features;
         let bins = &self.binned.bins;
         let offsets = &self.offsets[..d];
-        if self.all_features {
+        if self.blocked {
+            let (blocks, _) = hist.as_chunks_mut::<BLOCK>();
+            for (i, &r) in rows.iter().enumerate() {
+                if let Some(&next) = rows.get(i + PREFETCH_AHEAD) {
+                    let next = next as usize;
+                    prefetch(bins, next * d);
+                    prefetch(self.gh, next);
+                }
+                let r = r as usize;
+                let [g, h] = self.gh[r];
+                let (g, h) = (f64::from(g), f64::from(h));
+                let row = &bins[r * d..(r + 1) * d];
+                for (block, &b) in blocks.iter_mut().zip(row) {
+                    let e = &mut block[b as usize];
+                    e.g += g;
+                    e.h += h;
+                }
+            }
+        } else if self.all_features {
             // Prefetch the row and gradient `PREFETCH_AHEAD` rows on, so that the cache
             // misses of a leaf's scattered rows overlap.
             for (i, &r) in rows.iter().enumerate() {
@@ -369,24 +402,28 @@ impl<'a> Grow<'a> {
         let column = &self.binned.columns[f * n..(f + 1) * n];
         let goes_left = |r: u32| {
             let b = column[r as usize];
-            if b == missing { default_left } else { b <= bin }
+            // Without branches: a balanced split mispredicts every other row.
+            (b == missing) & default_left | (b != missing) & (b <= bin)
         };
-        // In place: left rows compacted to the front, right rows to `out`.
+        // In place: left rows compacted to the front, right rows to `out`. Every row is written
+        // to both sides and the side it belongs to advances (no branch on the row's side; the
+        // write to the left is in place because `n_left <= k`).
         let split_into = |rows: &mut [u32], out: &mut Vec<u32>| {
             out.clear();
-            let mut n_left = 0;
+            out.resize(rows.len(), 0);
+            let (mut n_left, mut n_right) = (0, 0);
             for k in 0..rows.len() {
                 if let Some(&next) = rows.get(k + PREFETCH_AHEAD) {
                     prefetch(column, next as usize);
                 }
                 let r = rows[k];
-                if goes_left(r) {
-                    rows[n_left] = r;
-                    n_left += 1;
-                } else {
-                    out.push(r);
-                }
+                let left = goes_left(r);
+                rows[n_left] = r;
+                out[n_right] = r;
+                n_left += usize::from(left);
+                n_right += usize::from(!left);
             }
+            out.truncate(n_right);
             n_left
         };
         if rows.len() < 2 * PARALLEL_ROWS || rayon::current_num_threads() < 2 {
@@ -517,5 +554,64 @@ impl<'a> Grow<'a> {
             ranges.push((l.start, l.len));
         }
         (tree, ranges)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gbdt::bins::{bin_matrix, fit_mappers};
+    use crate::gbdt::rng::SplitMix64;
+
+    /// The blocked layout (every feature with more than 128 bins) fills the same sums as the
+    /// compact one, feature by feature and bin by bin, in the same order of additions.
+    #[test]
+    fn blocked_and_compact_histograms_are_the_same_sums() {
+        let (n, d) = (3_000, 3);
+        let mut r = SplitMix64::new(7);
+        let x: Vec<f64> = (0..n * d).map(|i| if i % 17 == 0 { f64::NAN } else { r.next_f64() }).collect();
+        let mappers = fit_mappers(&x, n, d, 255, n, 1);
+        assert!(mappers.iter().all(|m| m.value_bins() + 1 > BLOCK / 2));
+        let binned = bin_matrix(&x, n, &mappers);
+        let gh: Vec<[f32; 2]> = (0..n).map(|_| [r.next_f64() as f32 - 0.5, r.next_f64() as f32]).collect();
+        let pool = HistPool::default();
+        let all: Vec<usize> = (0..d).collect();
+        let reordered: Vec<usize> = (0..d).rev().collect();
+        let grow = |features: &'static [usize]| {
+            Grow::new(Grow {
+                binned: &binned,
+                mappers: &mappers,
+                gh: &gh,
+                num_leaves: 31,
+                max_depth: None,
+                min_data_in_leaf: 1,
+                min_sum_hessian: 0.0,
+                min_gain: 0.0,
+                l1: 0.0,
+                l2: 0.0,
+                features,
+                offsets: Vec::new(),
+                blocked: false,
+                all_features: false,
+                pool: &pool,
+            })
+        };
+        // The same features in another order: every feature, but not the blocked path.
+        let (blocked, compact) = (grow(all.leak()), grow(reordered.leak()));
+        assert!(blocked.blocked && !compact.blocked);
+        let rows: Vec<u32> = (0..n as u32).filter(|i| i % 3 != 0).collect();
+        let (mut hb, mut hc) = (blocked.take_hist(), compact.take_hist());
+        blocked.fill_hist(&rows, &mut hb);
+        compact.fill_hist(&rows, &mut hc);
+        for (f, m) in mappers.iter().enumerate() {
+            let nb = m.value_bins() + 1;
+            let (ob, oc) = (blocked.offsets[f], compact.offsets[f]);
+            for b in 0..nb {
+                assert_eq!((hb[ob + b].g, hb[ob + b].h), (hc[oc + b].g, hc[oc + b].h), "feature {f} bin {b}");
+            }
+        }
+        // A buffer handed back by one layout is sized for the other when taken again.
+        blocked.give_hist(hb);
+        assert_eq!(compact.take_hist().len(), compact.total_bins());
     }
 }
