@@ -236,58 +236,51 @@ impl<'a> Grow<'a> {
     }
 
     fn fill_hist(&self, rows: &[u32], hist: &mut Hist) {
-        let d = self.binned.n_features;
-        let bins = &self.binned.bins;
-        let offsets = &self.offsets[..d];
+        let offsets = &self.offsets[..self.binned.n_features];
         if self.blocked {
             let (blocks, _) = hist.as_chunks_mut::<BLOCK>();
-            for (i, &r) in rows.iter().enumerate() {
-                if let Some(&next) = rows.get(i + PREFETCH_AHEAD) {
-                    let next = next as usize;
-                    prefetch(bins, next * d);
-                    prefetch(self.gh, next);
-                }
-                let r = r as usize;
-                let [g, h] = self.gh[r];
-                let (g, h) = (f64::from(g), f64::from(h));
-                let row = &bins[r * d..(r + 1) * d];
+            self.for_each_row(rows, true, |g, h, row| {
                 for (block, &b) in blocks.iter_mut().zip(row) {
                     let e = &mut block[b as usize];
                     e.g += g;
                     e.h += h;
                 }
-            }
+            });
         } else if self.all_features {
-            // Prefetch the row and gradient `PREFETCH_AHEAD` rows on, so that the cache
-            // misses of a leaf's scattered rows overlap.
-            for (i, &r) in rows.iter().enumerate() {
-                if let Some(&next) = rows.get(i + PREFETCH_AHEAD) {
-                    let next = next as usize;
-                    prefetch(bins, next * d);
-                    prefetch(self.gh, next);
-                }
-                let r = r as usize;
-                let [g, h] = self.gh[r];
-                let (g, h) = (f64::from(g), f64::from(h));
-                let row = &bins[r * d..(r + 1) * d];
+            self.for_each_row(rows, true, |g, h, row| {
                 for (&b, &o) in row.iter().zip(offsets) {
                     let e = &mut hist[o + b as usize];
                     e.g += g;
                     e.h += h;
                 }
-            }
+            });
         } else {
-            for &r in rows {
-                let r = r as usize;
-                let [g, h] = self.gh[r];
-                let (g, h) = (f64::from(g), f64::from(h));
-                let row = &bins[r * d..(r + 1) * d];
+            self.for_each_row(rows, false, |g, h, row| {
                 for &f in self.features {
                     let e = &mut hist[offsets[f] + row[f] as usize];
                     e.g += g;
                     e.h += h;
                 }
+            });
+        }
+    }
+
+    /// Calls `add` with each row's gradient, hessian and bins. With `ahead`, the row and
+    /// gradient `PREFETCH_AHEAD` rows on are prefetched, so that the cache misses of a leaf's
+    /// scattered rows overlap.
+    #[inline(always)]
+    fn for_each_row(&self, rows: &[u32], ahead: bool, mut add: impl FnMut(f64, f64, &[u8])) {
+        let d = self.binned.n_features;
+        let bins = &self.binned.bins;
+        for (i, &r) in rows.iter().enumerate() {
+            if ahead && let Some(&next) = rows.get(i + PREFETCH_AHEAD) {
+                let next = next as usize;
+                prefetch(bins, next * d);
+                prefetch(self.gh, next);
             }
+            let r = r as usize;
+            let [g, h] = self.gh[r];
+            add(f64::from(g), f64::from(h), &bins[r * d..(r + 1) * d]);
         }
     }
 
