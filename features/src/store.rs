@@ -326,7 +326,7 @@ pub fn encode_parquet(df: &mut DataFrame) -> PolarsResult<Vec<u8>> {
     // zstd level 1: most of level 3's ratio on log columns at about twice the speed. Min/max and
     // null-count statistics (readers prune on them); no distinct counts, which cost a HyperLogLog
     // pass over every column.
-    let level = ZstdLevel::try_new(1).ok();
+    let level = ZstdLevel::try_new(ZSTD_LEVEL).ok();
     let statistics = StatisticsOptions::default();
     let options = WriteOptions {
         statistics,
@@ -341,7 +341,7 @@ pub fn encode_parquet(df: &mut DataFrame) -> PolarsResult<Vec<u8>> {
     let df = chunk_df_for_writing(df, ROW_GROUP_ROWS)?;
     let mut buf = Vec::new();
     let mut writer = ParquetWriter::new(&mut buf)
-        .with_compression(ParquetCompression::Zstd(polars::polars_utils::compression::ZstdLevel::try_new(1).ok()))
+        .with_compression(polars_compression())
         .with_statistics(statistics)
         .batched(df.schema())?;
     let fields = writer.parquet_schema().fields().to_vec();
@@ -372,6 +372,13 @@ pub fn encode_parquet(df: &mut DataFrame) -> PolarsResult<Vec<u8>> {
 /// Rows per Parquet row group: Polars' `ParquetWriter` default.
 const ROW_GROUP_ROWS: usize = 512 * 512;
 
+const ZSTD_LEVEL: i32 = 1;
+
+/// [`ZSTD_LEVEL`] as Polars' writer takes it.
+fn polars_compression() -> ParquetCompression {
+    ParquetCompression::Zstd(polars::polars_utils::compression::ZstdLevel::try_new(ZSTD_LEVEL).ok())
+}
+
 /// The `key=value` folders of a dataset path, outermost first.
 pub fn partition_values(rel: &str) -> Vec<(String, String)> {
     rel.split('/')
@@ -394,4 +401,51 @@ pub fn partition_segment(key: &str, value: &str) -> String {
         v = format!("%{}", v.len());
     }
     format!("{key}={v}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `encode_parquet` writes the bytes Polars' own `ParquetWriter` writes with the same
+    /// options: strings, nulls, timestamps, a scalar column, several chunks, two row groups.
+    #[test]
+    fn parquet_is_polars_own_bytes() {
+        let n = 350_000;
+        let chunk = |from: usize, to: usize| {
+            let ids: Vec<i64> = (from as i64..to as i64).collect();
+            let names: Vec<Option<String>> =
+                (from..to).map(|i| (i % 7 != 0).then(|| format!("/api/v{}/items/{}", i % 3, i % 1_000))).collect();
+            let x: Vec<Option<f64>> = (from..to).map(|i| (i % 11 != 0).then_some(i as f64 / 3.0)).collect();
+            let h = to - from;
+            DataFrame::new(
+                h,
+                vec![
+                    Int64Chunked::from_vec("ts".into(), ids.clone())
+                        .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+                        .into_column(),
+                    Column::new("path".into(), names),
+                    Column::new("x".into(), x),
+                    Column::new_scalar("service".into(), Scalar::from(PlSmallStr::from("web")), h),
+                    Column::new("id".into(), ids),
+                ],
+            )
+            .unwrap()
+        };
+        // Chunks of 200k and 100k rows make the first row group (≥ ROW_GROUP_ROWS), 50k the second.
+        let mut df = chunk(0, 200_000);
+        df.vstack_mut(&chunk(200_000, 300_000)).unwrap();
+        df.vstack_mut(&chunk(300_000, n)).unwrap();
+        let mut want = Vec::new();
+        ParquetWriter::new(&mut want)
+            .with_compression(polars_compression())
+            .with_statistics(StatisticsOptions::default())
+            .finish(&mut df.clone())
+            .unwrap();
+        let got = encode_parquet(&mut df).unwrap();
+        assert!(got == want, "{} bytes, Polars wrote {}", got.len(), want.len());
+        let mut reader = ParquetReader::new(std::io::Cursor::new(got));
+        assert_eq!(reader.get_metadata().unwrap().row_groups.len(), 2);
+        assert_eq!(reader.finish().unwrap().height(), n);
+    }
 }
