@@ -438,6 +438,32 @@ impl<'a> Grow<'a> {
         n_left
     }
 
+    /// The two children's histograms and best splits after a split of `rows` (left rows first,
+    /// `n_left` of them): the smaller child's histogram is built, the larger's is the parent's
+    /// minus it.
+    #[allow(clippy::type_complexity)]
+    fn children(
+        &self,
+        parent_hist: Hist,
+        rows: &[u32],
+        n_left: usize,
+        (left_sum, right_sum): (Side, Side),
+        depth: usize,
+    ) -> ((Option<Hist>, Option<Split>), (Option<Hist>, Option<Split>)) {
+        let small_is_left = n_left <= rows.len() - n_left;
+        let small_rows = if small_is_left { &rows[..n_left] } else { &rows[n_left..] };
+        let small = self.build_hist(small_rows);
+        let mut large = parent_hist;
+        for (x, y) in large.iter_mut().zip(&small) {
+            x.g -= y.g;
+            x.h -= y.h;
+        }
+        let (left_hist, right_hist) = if small_is_left { (small, large) } else { (large, small) };
+        let left_best = self.best_split(&left_hist, left_sum, depth);
+        let right_best = self.best_split(&right_hist, right_sum, depth);
+        ((Some(left_hist), left_best), (Some(right_hist), right_best))
+    }
+
     /// Grows one tree on the rows `indices` (reordered in place: each leaf's rows end up in one
     /// contiguous range). Returns the tree (leaf values not yet set: the caller fits them) and
     /// every leaf's range of `indices`.
@@ -488,40 +514,24 @@ impl<'a> Grow<'a> {
                     tree.right[p] = node as i32;
                 }
             }
-            // Histograms: build the smaller child's, subtract for the larger.
-            let parent_hist = leaves[i].hist.take().expect("a leaf keeps its histogram until split");
-            let (small_is_left, small_rows) = if n_left <= len - n_left {
-                (true, &indices[start..start + n_left])
-            } else {
-                (false, &indices[start + n_left..start + len])
-            };
-            let small = self.build_hist(small_rows);
-            let mut large = parent_hist;
-            for (x, y) in large.iter_mut().zip(&small) {
-                x.g -= y.g;
-                x.h -= y.h;
-            }
-            let (left_hist, right_hist) = if small_is_left { (small, large) } else { (large, small) };
             // The partition knows the exact counts.
             let left_sum = Side { c: n_left as u32, ..split.left };
             let right_sum = Side { c: (len - n_left) as u32, ..split.right };
-            let left_best = self.best_split(&left_hist, left_sum, depth + 1);
-            let right_best = self.best_split(&right_hist, right_sum, depth + 1);
-            leaves[i] = Leaf {
-                start,
-                len: n_left,
-                sum: left_sum,
-                depth: depth + 1,
-                hist: Some(left_hist),
-                best: left_best,
-                parent: Some((node, true)),
+            let parent_hist = leaves[i].hist.take().expect("a leaf keeps its histogram until split");
+            // The tree's last split: its leaves are final, so no histograms and no splits.
+            let ((left_hist, left_best), (right_hist, right_best)) = if leaves.len() + 1 == self.num_leaves {
+                self.give_hist(parent_hist);
+                ((None, None), (None, None))
+            } else {
+                self.children(parent_hist, &indices[start..start + len], n_left, (left_sum, right_sum), depth + 1)
             };
+            leaves[i] = Leaf { start, len: n_left, sum: left_sum, depth: depth + 1, hist: left_hist, best: left_best, parent: Some((node, true)) };
             leaves.push(Leaf {
                 start: start + n_left,
                 len: len - n_left,
                 sum: right_sum,
                 depth: depth + 1,
-                hist: Some(right_hist),
+                hist: right_hist,
                 best: right_best,
                 parent: Some((node, false)),
             });
