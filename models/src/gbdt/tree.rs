@@ -167,6 +167,13 @@ fn leaf_gain(g: f64, h: f64, l1: f64, l2: f64) -> f64 {
 
 const PARALLEL_ROWS: usize = 16_384;
 
+/// Bins from which a histogram is zeroed and subtracted in parallel (512 KB).
+const PARALLEL_BINS: usize = 32_768;
+
+/// Features from which a histogram of fewer than [`PARALLEL_ROWS`] rows is filled by two
+/// threads, each a half of the features.
+const PARALLEL_FEATURES: usize = 64;
+
 /// Bins of a feature's histogram in the blocked layout: every `u8` bin.
 const BLOCK: usize = 256;
 
@@ -221,8 +228,12 @@ impl<'a> Grow<'a> {
         match buf {
             Some(mut h) => {
                 // Zeroed and sized for this tree's layout (compact or blocked).
-                h.clear();
                 h.resize(self.total_bins(), Bin::default());
+                if h.len() >= PARALLEL_BINS && rayon::current_num_threads() > 1 {
+                    h.par_chunks_mut(PARALLEL_BINS / 4).for_each(|c| c.fill(Bin::default()));
+                } else {
+                    h.fill(Bin::default());
+                }
                 h
             }
             None => vec![Bin::default(); self.total_bins()],
@@ -247,13 +258,7 @@ impl<'a> Grow<'a> {
                 }
             });
         } else if self.all_features {
-            self.for_each_row(rows, true, |g, h, row| {
-                for (&b, &o) in row.iter().zip(offsets) {
-                    let e = &mut hist[o + b as usize];
-                    e.g += g;
-                    e.h += h;
-                }
-            });
+            self.fill_features(rows, 0..self.binned.n_features, hist);
         } else {
             self.for_each_row(rows, false, |g, h, row| {
                 for &f in self.features {
@@ -263,6 +268,20 @@ impl<'a> Grow<'a> {
                 }
             });
         }
+    }
+
+    /// Fills the bins of the features `fs` (every feature, in order, compact layout) into `hist`,
+    /// the part of a histogram that starts at the first of them.
+    fn fill_features(&self, rows: &[u32], fs: std::ops::Range<usize>, hist: &mut [Bin]) {
+        let base = self.offsets[fs.start];
+        let offsets = &self.offsets[fs.clone()];
+        self.for_each_row(rows, true, |g, h, row| {
+            for (&b, &o) in row[fs.clone()].iter().zip(offsets) {
+                let e = &mut hist[o - base + b as usize];
+                e.g += g;
+                e.h += h;
+            }
+        });
     }
 
     /// Calls `add` with each row's gradient, hessian and bins. With `ahead`, the row and
@@ -288,7 +307,18 @@ impl<'a> Grow<'a> {
         let threads = rayon::current_num_threads().max(1);
         if rows.len() < PARALLEL_ROWS || threads == 1 {
             let mut h = self.take_hist();
-            self.fill_hist(rows, &mut h);
+            let d = self.binned.n_features;
+            if threads > 1 && self.all_features && !self.blocked && d >= PARALLEL_FEATURES && rows.len() >= 64 {
+                // A wide table's smaller leaves: the features split in two, each half's bins
+                // filled by one thread (disjoint parts of one histogram, each bin's additions in
+                // row order as in one pass: the same sums), no buffers to merge.
+                let mid = d / 2;
+                let cut = self.offsets[mid];
+                let (a, b) = h.split_at_mut(cut);
+                rayon::join(|| self.fill_features(rows, 0..mid, a), || self.fill_features(rows, mid..d, b));
+            } else {
+                self.fill_hist(rows, &mut h);
+            }
             return h;
         }
         // One chunk per thread, each into its own buffer; the first collects the others.
@@ -454,9 +484,16 @@ impl<'a> Grow<'a> {
         let small_rows = if small_is_left { &rows[..n_left] } else { &rows[n_left..] };
         let small = self.build_hist(small_rows);
         let mut large = parent_hist;
-        for (x, y) in large.iter_mut().zip(&small) {
-            x.g -= y.g;
-            x.h -= y.h;
+        let subtract = |large: &mut [Bin], small: &[Bin]| {
+            for (x, y) in large.iter_mut().zip(small) {
+                x.g -= y.g;
+                x.h -= y.h;
+            }
+        };
+        if large.len() >= PARALLEL_BINS && rayon::current_num_threads() > 1 {
+            large.par_chunks_mut(PARALLEL_BINS / 4).zip(small.par_chunks(PARALLEL_BINS / 4)).for_each(|(l, s)| subtract(l, s));
+        } else {
+            subtract(&mut large, &small);
         }
         let (left_hist, right_hist) = if small_is_left { (small, large) } else { (large, small) };
         let left_best = self.best_split(&left_hist, left_sum, depth);
@@ -616,5 +653,47 @@ mod tests {
         // A buffer handed back by one layout is sized for the other when taken again.
         blocked.give_hist(hb);
         assert_eq!(compact.take_hist().len(), compact.total_bins());
+    }
+
+    /// A wide table's small leaf, filled by two threads each over half of the features, has the
+    /// sums of one pass over every feature, bit for bit.
+    #[test]
+    fn wide_histograms_filled_by_feature_halves_are_the_same_sums() {
+        let (n, d) = (2_000, PARALLEL_FEATURES + 17);
+        let mut r = SplitMix64::new(11);
+        // Few distinct values per feature: the compact layout.
+        let x: Vec<f64> = (0..n * d).map(|i| if i % 23 == 0 { f64::NAN } else { (r.next_f64() * 12.0).floor() }).collect();
+        let mappers = fit_mappers(&x, n, d, 255, n, 1);
+        let binned = bin_matrix(&x, n, &mappers);
+        let gh: Vec<[f32; 2]> = (0..n).map(|_| [r.next_f64() as f32 - 0.5, r.next_f64() as f32]).collect();
+        let pool = HistPool::default();
+        let all: Vec<usize> = (0..d).collect();
+        let grow = Grow::new(Grow {
+            binned: &binned,
+            mappers: &mappers,
+            gh: &gh,
+            num_leaves: 31,
+            max_depth: None,
+            min_data_in_leaf: 1,
+            min_sum_hessian: 0.0,
+            min_gain: 0.0,
+            l1: 0.0,
+            l2: 0.0,
+            features: &all,
+            offsets: Vec::new(),
+            blocked: false,
+            all_features: false,
+            pool: &pool,
+        });
+        assert!(grow.all_features && !grow.blocked);
+        let rows: Vec<u32> = (0..n as u32).filter(|i| i % 5 != 1).collect();
+        let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let halves = two.install(|| grow.build_hist(&rows));
+        let mut one = grow.take_hist();
+        grow.fill_hist(&rows, &mut one);
+        assert_eq!(halves.len(), one.len());
+        for (k, (a, b)) in halves.iter().zip(&one).enumerate() {
+            assert_eq!((a.g.to_bits(), a.h.to_bits()), (b.g.to_bits(), b.h.to_bits()), "bin {k}");
+        }
     }
 }
