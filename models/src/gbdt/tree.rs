@@ -603,6 +603,33 @@ mod tests {
     use crate::gbdt::bins::{bin_matrix, fit_mappers};
     use crate::gbdt::rng::SplitMix64;
 
+    /// A learner over every row of `binned` with the loosest limits.
+    fn learner<'a>(
+        binned: &'a Binned,
+        mappers: &'a [BinMapper],
+        gh: &'a [[f32; 2]],
+        features: &'a [usize],
+        pool: &'a HistPool,
+    ) -> Grow<'a> {
+        Grow::new(Grow {
+            binned,
+            mappers,
+            gh,
+            num_leaves: 31,
+            max_depth: None,
+            min_data_in_leaf: 1,
+            min_sum_hessian: 0.0,
+            min_gain: 0.0,
+            l1: 0.0,
+            l2: 0.0,
+            features,
+            offsets: Vec::new(),
+            blocked: false,
+            all_features: false,
+            pool,
+        })
+    }
+
     /// The blocked layout (every feature with more than 128 bins) fills the same sums as the
     /// compact one, feature by feature and bin by bin, in the same order of additions.
     #[test]
@@ -617,27 +644,9 @@ mod tests {
         let pool = HistPool::default();
         let all: Vec<usize> = (0..d).collect();
         let reordered: Vec<usize> = (0..d).rev().collect();
-        let grow = |features: &'static [usize]| {
-            Grow::new(Grow {
-                binned: &binned,
-                mappers: &mappers,
-                gh: &gh,
-                num_leaves: 31,
-                max_depth: None,
-                min_data_in_leaf: 1,
-                min_sum_hessian: 0.0,
-                min_gain: 0.0,
-                l1: 0.0,
-                l2: 0.0,
-                features,
-                offsets: Vec::new(),
-                blocked: false,
-                all_features: false,
-                pool: &pool,
-            })
-        };
         // The same features in another order: every feature, but not the blocked path.
-        let (blocked, compact) = (grow(all.leak()), grow(reordered.leak()));
+        let blocked = learner(&binned, &mappers, &gh, &all, &pool);
+        let compact = learner(&binned, &mappers, &gh, &reordered, &pool);
         assert!(blocked.blocked && !compact.blocked);
         let rows: Vec<u32> = (0..n as u32).filter(|i| i % 3 != 0).collect();
         let (mut hb, mut hc) = (blocked.take_hist(), compact.take_hist());
@@ -668,23 +677,7 @@ mod tests {
         let gh: Vec<[f32; 2]> = (0..n).map(|_| [r.next_f64() as f32 - 0.5, r.next_f64() as f32]).collect();
         let pool = HistPool::default();
         let all: Vec<usize> = (0..d).collect();
-        let grow = Grow::new(Grow {
-            binned: &binned,
-            mappers: &mappers,
-            gh: &gh,
-            num_leaves: 31,
-            max_depth: None,
-            min_data_in_leaf: 1,
-            min_sum_hessian: 0.0,
-            min_gain: 0.0,
-            l1: 0.0,
-            l2: 0.0,
-            features: &all,
-            offsets: Vec::new(),
-            blocked: false,
-            all_features: false,
-            pool: &pool,
-        });
+        let grow = learner(&binned, &mappers, &gh, &all, &pool);
         assert!(grow.all_features && !grow.blocked);
         let rows: Vec<u32> = (0..n as u32).filter(|i| i % 5 != 1).collect();
         let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
