@@ -387,30 +387,34 @@ impl<'a> Grow<'a> {
                 }
                 acc.g += bin.g;
                 acc.h += bin.h;
+                // Rows on the left with the missing values on the right, and with them left.
+                let (c_acc, c_with_missing) = (count(acc.h), count(acc.h + miss.h));
                 // Too few rows on the left for any direction yet.
-                if count(acc.h + miss.h) < self.min_data_in_leaf {
+                if c_with_missing < self.min_data_in_leaf {
                     continue;
                 }
                 // Too few on the right even with the missing values left: only worse from here.
-                if sum.c - count(acc.h) < self.min_data_in_leaf && sum.c - count(acc.h + miss.h) < self.min_data_in_leaf {
+                if sum.c - c_acc < self.min_data_in_leaf && sum.c - c_with_missing < self.min_data_in_leaf {
                     break;
                 }
-                let directions: &[bool] = if has_missing { &[false, true] } else { &[false] };
-                for &default_left in directions {
-                    let (lg, lh) = if default_left { (acc.g + miss.g, acc.h + miss.h) } else { (acc.g, acc.h) };
-                    let left = Side { g: lg, h: lh, c: count(lh) };
+                let mut consider = |default_left: bool, lg: f64, lh: f64, lc: u32| {
+                    let left = Side { g: lg, h: lh, c: lc };
                     let right = Side { g: sum.g - lg, h: sum.h - lh, c: sum.c - left.c };
                     if left.c < self.min_data_in_leaf || right.c < self.min_data_in_leaf {
-                        continue;
+                        return;
                     }
                     if left.h < self.min_sum_hessian || right.h < self.min_sum_hessian {
-                        continue;
+                        return;
                     }
                     let gain = leaf_gain(left.g, left.h, self.l1, self.l2) + leaf_gain(right.g, right.h, self.l1, self.l2) - parent;
                     // A gain within rounding of 0 (a pure leaf) is no gain.
                     if gain > self.min_gain && gain > 1e-10 * parent.abs().max(1e-300) && best.is_none_or(|s| gain > s.gain) {
                         best = Some(Split { feature: f, bin: b as u8, default_left, gain, left, right });
                     }
+                };
+                consider(false, acc.g, acc.h, c_acc);
+                if has_missing {
+                    consider(true, acc.g + miss.g, acc.h + miss.h, c_with_missing);
                 }
             }
         }
