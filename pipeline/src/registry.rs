@@ -67,7 +67,7 @@ pub async fn register_trained(
     schema: FeatureSchema,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Registered> {
-    let v = register_version(registry, args, summary, model, bands, schema, progress).await?;
+    let (v, _) = register_version(registry, args, summary, model, bands, schema, progress).await?;
     let champion = crown_first(registry, &v).await?;
     Ok(Registered { registry: registry.url().to_string(), name: v.name, version: v.version, champion })
 }
@@ -83,7 +83,8 @@ pub async fn crown_first(registry: &AnyRegistry, v: &ModelVersion) -> Result<boo
     }
 }
 
-/// Registers a trained GBDT as a new version, moving no alias (`omen retrain` decides).
+/// Registers a trained GBDT as a new version ([`register_or_find`]: the same artifact again is
+/// the version that holds it), moving no alias (`omen retrain` decides).
 pub async fn register_version(
     registry: &AnyRegistry,
     args: &TrainArgs,
@@ -92,7 +93,7 @@ pub async fn register_version(
     bands: &[omen_models::gbdt::Band],
     schema: FeatureSchema,
     progress: &mut (dyn FnMut(Progress) + Send),
-) -> Result<ModelVersion> {
+) -> Result<(ModelVersion, bool)> {
     let mut metrics = BTreeMap::new();
     let m = serde_json::to_value(&summary.metrics).unwrap_or_default();
     if let Some(obj) = m.as_object() {
@@ -153,12 +154,21 @@ pub async fn register_version(
         code_version: code_version(),
         tags,
     };
-    // The same artifact again (a re-run on the same data with the same seed) is the version that
-    // holds it already, not a new one.
+    register_or_find(registry, new, progress).await
+}
+
+/// Registers `new`, unless a live version holds the same artifact already (a re-run on the same
+/// data with the same seed): that version is returned instead of a new one. The flag says which
+/// (true: it was there).
+pub async fn register_or_find(
+    registry: &AnyRegistry,
+    new: NewVersion,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<(ModelVersion, bool)> {
     if let Some(v) = same_artifact(registry, &new.name, &new.artifact).await? {
-        return Ok(v);
+        return Ok((v, true));
     }
-    Ok(registry.register(new, progress).await?)
+    Ok((registry.register(new, progress).await?, false))
 }
 
 /// The live (not deleted) version of `name` whose artifact is exactly `bytes`, if any.

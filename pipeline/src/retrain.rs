@@ -560,8 +560,9 @@ async fn run_locked(
     let mut nop = |_: omen_models::registry::Progress| {};
     let mut failure_version = None;
     let mut perf_version = None;
-    let same = crate::registry::same_artifact(registry, "omen-failure", &failure.model.to_bytes()).await?;
-    if dry_run {
+    // The version that already holds the failure challenger's artifact, if one does.
+    let same = if dry_run {
+        let same = crate::registry::same_artifact(registry, "omen-failure", &failure.model.to_bytes()).await?;
         rep.would.push(match &same {
             Some(v) => format!("omen-failure: the challenger is version {} again (no new version)", v.version),
             None => "register the omen-failure challenger as a new version with alias `challenger`".into(),
@@ -569,16 +570,19 @@ async fn run_locked(
         if performance.is_some() {
             rep.would.push("register the omen-performance challenger with alias `challenger`".into());
         }
+        same
     } else {
-        let v = crate::registry::register_version(registry, &fargs, &failure.summary, &failure.model, &failure.bands, failure.schema.clone(), &mut nop).await?;
+        let (v, existing) =
+            crate::registry::register_version(registry, &fargs, &failure.summary, &failure.model, &failure.bands, failure.schema.clone(), &mut nop).await?;
         registry.set_alias(&v.name, CHALLENGER, v.version, Expect::Current, "retrain").await?;
         failure_version = Some(v.version);
         if let Some((a, p)) = &performance {
-            let v = crate::registry::register_version(registry, a, &p.summary, &p.model, &p.bands, p.schema.clone(), &mut nop).await?;
+            let (v, _) = crate::registry::register_version(registry, a, &p.summary, &p.model, &p.bands, p.schema.clone(), &mut nop).await?;
             registry.set_alias(&v.name, CHALLENGER, v.version, Expect::Current, "retrain").await?;
             perf_version = Some(v.version);
         }
-    }
+        existing.then_some(v)
+    };
     rep.challengers.push(Challenger {
         name: "omen-failure".into(),
         version: failure_version.or(same.as_ref().map(|v| v.version)),
@@ -602,18 +606,19 @@ async fn run_locked(
     // The sequence challenger: registered (or found again) with alias `challenger`.
     let mut seq_version = None;
     if let Some(sq) = &sequence {
-        let same = crate::registry::same_artifact(registry, SEQUENCE, &sq.model.to_bytes()).await?;
-        let seq_existing = same.is_some();
-        if dry_run {
-            seq_version = same.map(|v| v.version);
-            if !seq_existing {
+        let seq_existing = if dry_run {
+            let same = crate::registry::same_artifact(registry, SEQUENCE, &sq.model.to_bytes()).await?;
+            seq_version = same.as_ref().map(|v| v.version);
+            if same.is_none() {
                 rep.would.push("register the omen-sequence challenger as a new version with alias `challenger`".into());
             }
+            same.is_some()
         } else {
-            let v = crate::sequence::register_sequence_version(registry, sq, &mut nop).await?;
+            let (v, existing) = crate::sequence::register_sequence_version(registry, sq, &mut nop).await?;
             registry.set_alias(&v.name, CHALLENGER, v.version, Expect::Current, "retrain").await?;
             seq_version = Some(v.version);
-        }
+            existing
+        };
         rep.challengers.push(Challenger {
             name: SEQUENCE.into(),
             version: seq_version,

@@ -783,19 +783,20 @@ pub async fn register_sequence(
     trained: &TrainedSequence,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Registered> {
-    let v = register_sequence_version(registry, trained, progress).await?;
+    let (v, _) = register_sequence_version(registry, trained, progress).await?;
     let champion = crate::registry::crown_first(registry, &v).await?;
     Ok(Registered { registry: registry.url().to_string(), name: v.name, version: v.version, champion })
 }
 
 /// Registers a trained `omen-sequence` without moving an alias: the artifact (checksummed by the
 /// registry), its held-out metrics, the training configuration as hyperparameters, the input
-/// schema of its layout and the lineage. The same artifact again is the version that holds it.
+/// schema of its layout and the lineage. The same artifact again is the version that holds it
+/// ([`crate::registry::register_or_find`], whose flag it returns).
 pub async fn register_sequence_version(
     registry: &AnyRegistry,
     trained: &TrainedSequence,
     progress: &mut (dyn FnMut(Progress) + Send),
-) -> Result<omen_models::registry::ModelVersion> {
+) -> Result<(omen_models::registry::ModelVersion, bool)> {
     let s = &trained.summary;
     let mut metrics = std::collections::BTreeMap::new();
     let f = &s.forecaster;
@@ -846,8 +847,5 @@ pub async fn register_sequence_version(
         code_version: code_version(),
         tags: [("label".to_string(), "label_failed".to_string())].into_iter().collect(),
     };
-    if let Some(v) = crate::registry::same_artifact(registry, &new.name, &new.artifact).await? {
-        return Ok(v);
-    }
-    Ok(registry.register(new, progress).await?)
+    crate::registry::register_or_find(registry, new, progress).await
 }
