@@ -557,12 +557,14 @@ pub fn train_sequence(
     let forecaster_metrics =
         forecast_metrics(&pred, &test.forecast, &model.config.forecaster.quantiles, layout.window, layout.channels());
     let (checkpoints, y) = test.checkpoints(&layout);
-    let p = model.failure_probability_batch(&checkpoints);
+    // One forward pass: the calibrated probabilities and the raw ones from the same log-odds.
+    let logits = model.failure_logits_batch(&checkpoints);
+    let p = model.failure_probabilities(&logits);
     let classifier = if y.is_empty() {
         Metrics::default()
     } else {
         let mut m = classifier_metrics(&y, &p);
-        let raw: Vec<f64> = model.failure_logits_batch(&checkpoints).into_iter().map(|z| 1.0 / (1.0 + (-z).exp())).collect();
+        let raw: Vec<f64> = logits.iter().map(|&z| 1.0 / (1.0 + (-z).exp())).collect();
         m.ece_uncalibrated = Some(omen_models::calibrate::expected_calibration_error(&raw, &y, 10));
         m
     };

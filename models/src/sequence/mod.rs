@@ -236,10 +236,15 @@ impl SequenceModel {
 
     /// Failure probabilities of every window of `x`, calibrated when the model has a calibration.
     pub fn failure_probability_batch(&self, x: &Sequences) -> Vec<f64> {
-        let z = self.failure_logits_batch(x);
+        self.failure_probabilities(&self.failure_logits_batch(x))
+    }
+
+    /// Failure probabilities from the classifier's log-odds ([`Self::failure_logits_batch`]),
+    /// calibrated when the model has a calibration.
+    pub fn failure_probabilities(&self, z: &[f64]) -> Vec<f64> {
         match &self.calibration {
-            Some(c) => z.into_iter().map(|z| c.predict(z)).collect(),
-            None => z.into_iter().map(|z| 1.0 / (1.0 + (-z).exp())).collect(),
+            Some(c) => z.iter().map(|&z| c.predict(z)).collect(),
+            None => z.iter().map(|&z| 1.0 / (1.0 + (-z).exp())).collect(),
         }
     }
 
