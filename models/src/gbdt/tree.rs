@@ -201,22 +201,18 @@ impl<'a> Grow<'a> {
     pub(crate) fn new(mut g: Grow<'a>) -> Grow<'a> {
         let mut o = Vec::with_capacity(g.mappers.len() + 1);
         let mut acc = 0;
+        g.all_features = g.features.len() == g.mappers.len() && g.features.iter().enumerate().all(|(i, &f)| i == f);
         // Dense tables: every feature's histogram starts at a multiple of 256 (a feature has at
         // most 255 value bins and the missing one), so that filling indexes a `[Bin; 256]` with
         // the row's `u8` bin: no offset to load and no bounds to check.
-        g.blocked = g.all_features_of(g.mappers.len()) && g.mappers.iter().all(|m| m.value_bins() + 1 > BLOCK / 2);
+        g.blocked = g.all_features && g.mappers.iter().all(|m| m.value_bins() + 1 > BLOCK / 2);
         for m in g.mappers {
             o.push(acc);
             acc += if g.blocked { BLOCK } else { m.value_bins() + 1 };
         }
         o.push(acc);
         g.offsets = o;
-        g.all_features = g.all_features_of(g.mappers.len());
         g
-    }
-
-    fn all_features_of(&self, d: usize) -> bool {
-        self.features.len() == d && self.features.iter().enumerate().all(|(i, &f)| i == f)
     }
 
     fn total_bins(&self) -> usize {
