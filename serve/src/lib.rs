@@ -56,6 +56,7 @@ pub mod http;
 pub mod metrics;
 pub mod models;
 pub mod policy;
+pub mod pool;
 pub mod prometheus;
 pub mod scorelog;
 pub mod scoring;

@@ -144,10 +144,7 @@ pub async fn run(opts: Options, reload_now: Arc<Notify>, shutdown: impl std::fut
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         n => n,
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(workers)
-        .thread_name(|i| format!("omen-score-{i}"))
-        .build()
+    let pool = crate::pool::ScoringPool::new(workers, "omen-score")
         .map_err(|e| Error::Config { field: "serve.limits.workers".into(), message: format!("cannot start {workers} scoring threads: {e}") })?;
     let metrics = Arc::new(Metrics::default());
     let (log, log_task) = match &opts.store {

@@ -29,7 +29,7 @@ pub struct App {
     pub limiter: Arc<Semaphore>,
     /// The scoring threads (`[serve.limits] workers`): CPU-bound work runs here, never on the
     /// async runtime's threads.
-    pub pool: rayon::ThreadPool,
+    pub pool: crate::pool::ScoringPool,
     pub metrics: Arc<Metrics>,
     pub log: ScoreLog,
     pub tokens: Option<Tokens>,
