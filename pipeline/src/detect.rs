@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use omen_features::Store;
-use omen_features::feature::series::{Grid, SeriesLayout, resample};
+use omen_features::feature::series::{Grid, SeriesLayout, align, resample};
 use omen_features::ingest::metrics::parse_labels_string;
 use omen_features::schema::{ANOMALIES, METRICS};
 use omen_features::store::{encode_parquet, partition_segment, partition_values};
@@ -229,6 +229,32 @@ pub async fn for_each_service(
         }
     }
     Ok(total)
+}
+
+/// The reference of each series, as an index into `series`: for a canary's series (a label whose
+/// value is `canary`, the role label or one of its aliases), the series of the same service and
+/// metric whose labels are its own with `baseline` in place of `canary`; `None` for every other
+/// series and for a canary without a baseline.
+pub fn references(series: &[Series]) -> Vec<Option<usize>> {
+    let parsed: Vec<Vec<(String, String)>> = series.iter().map(|s| parse_labels_string(&s.labels)).collect();
+    let mut baselines: HashMap<(&str, &str, &[(String, String)]), usize> = HashMap::new();
+    for (i, (s, l)) in series.iter().zip(&parsed).enumerate() {
+        if l.iter().any(|(_, v)| v == "baseline") {
+            baselines.entry((&s.service, &s.metric, l.as_slice())).or_insert(i);
+        }
+    }
+    series
+        .iter()
+        .zip(&parsed)
+        .map(|(s, l)| {
+            if !l.iter().any(|(_, v)| v == "canary") {
+                return None;
+            }
+            let partner: Vec<(String, String)> =
+                l.iter().map(|(k, v)| (k.clone(), if v == "canary" { "baseline".to_string() } else { v.clone() })).collect();
+            baselines.get(&(s.service.as_str(), s.metric.as_str(), partner.as_slice())).copied()
+        })
+        .collect()
 }
 
 /// A counter's samples as its per-second rate between consecutive samples (at the later one),
@@ -560,18 +586,27 @@ pub async fn detect(store: &Store, model: Option<(&SequenceModel, u64)>, args: &
     // Per service: score, alarm, evaluate; the writes are collected and done after the read.
     let mut pending: Vec<(String, Vec<Scored>)> = Vec::new();
     report.samples = for_each_service(store, &args.filter, |service, series| {
-        let scored: Vec<Scored> = series
-            .into_par_iter()
+        // Every series on its grid (its latest MAX_STEPS steps), then scored with its reference.
+        let mut series = series;
+        let grids: Vec<(Grid, bool)> = series
+            .par_iter_mut()
             .map(|s| {
-                let mut s = s;
                 let last = s.samples.iter().map(|x| x.0).max().unwrap_or(0);
                 let from = last.saturating_sub(step_us.saturating_mul(MAX_STEPS as i64 - 1));
                 let truncated = s.samples.iter().any(|x| x.0 < from);
                 if truncated {
                     s.samples.retain(|x| x.0 >= from);
                 }
-                let grid = resample(&s.samples, step_us);
-                let mut scores = detector.scores(&grid.values);
+                (resample(&s.samples, step_us), truncated)
+            })
+            .collect();
+        let aligned: Vec<Option<Vec<f64>>> =
+            references(&series).iter().enumerate().map(|(i, r)| r.map(|r| align(&grids[r].0, &grids[i].0))).collect();
+        let scored: Vec<Scored> = series
+            .into_par_iter()
+            .zip(grids.into_par_iter().zip(aligned))
+            .map(|(s, ((grid, truncated), reference))| {
+                let mut scores = detector.scores_with(&grid.values, reference.as_deref());
                 if let Some(drift) = args.cusum {
                     scores = omen_models::sequence::detect::cusum(&scores, drift);
                 }
@@ -772,6 +807,24 @@ mod tests {
         assert!(Selector::parse("cpu{role}").unwrap_err().contains("expected"));
         assert!(Selector::parse("cpu{a=~\"(\"}").is_err());
         assert!(Selector::parse("").is_err());
+    }
+
+    #[test]
+    fn a_canary_series_has_its_baseline_for_reference() {
+        let s = |service: &str, metric: &str, labels: &str| Series { service: service.into(), metric: metric.into(), labels: labels.into(), samples: vec![] };
+        let series = [
+            s("shop", "cpu", "deployment=d1,role=canary"),
+            s("shop", "cpu", "deployment=d1,role=baseline"),
+            s("shop", "cpu", "deployment=d1,role=primary"),
+            s("shop", "mem", "deployment=d1,role=canary"),
+            s("shop", "cpu", "deployment=d2,track=canary"),
+            s("shop", "cpu", "deployment=d2,track=baseline"),
+            s("other", "cpu", "deployment=d1,role=canary"),
+            s("shop", "cpu", "deployment=d3,role=canary"),
+        ];
+        // d1's cpu canary: its baseline; the role label's alias (track) too; no baseline of that
+        // metric, service or deployment: none; every other series: none
+        assert_eq!(references(&series), [Some(1), None, None, None, Some(5), None, None, None]);
     }
 
     #[test]

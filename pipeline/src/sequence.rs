@@ -28,8 +28,8 @@ use omen_features::history::read_deployments;
 use omen_models::registry::{AnyRegistry, Lineage, NewVersion, Progress, Registry};
 use omen_models::judge::{JudgeParams, MetricInput, ValidJudgeParams, Verdict, judge};
 use omen_models::sequence::rollback::{Slo, breach_probability};
-use omen_features::feature::series::{SeriesLayout, resample};
-use omen_models::sequence::detect::SeriesDetectorParams;
+use omen_features::feature::series::{Grid, SeriesLayout, align, resample};
+use omen_models::sequence::detect::{SeriesDetectorParams, TrainSeries};
 use omen_models::sequence::{
     Engine, EpochReport, ForecastSet, LabelledSet, SequenceModel, SequenceParams, Sequences, TrainHistory,
 };
@@ -428,21 +428,32 @@ fn fit_detector(
 ) -> Result<Option<(omen_models::sequence::detect::SeriesDetector, DetectorSummary)>> {
     let valid_params = p.check()?;
     let t0 = Instant::now();
-    let (mut train, mut valid): (Vec<Vec<f64>>, Vec<Vec<f64>>) = (Vec::new(), Vec::new());
-    for s in series {
-        let before: Vec<(i64, f64)> = s.samples.iter().copied().filter(|&(t, _)| t < cutoff_us).collect();
-        let grid = resample(&before, p.layout.step_us);
+    let grids: Vec<Grid> = series
+        .iter()
+        .map(|s| {
+            let before: Vec<(i64, f64)> = s.samples.iter().copied().filter(|&(t, _)| t < cutoff_us).collect();
+            resample(&before, p.layout.step_us)
+        })
+        .collect();
+    let references = crate::detect::references(series);
+    // (grid, its reference on the grid's steps) of the series with enough values, by split
+    let (mut train, mut valid): (Vec<(Vec<f64>, Option<Vec<f64>>)>, Vec<(Vec<f64>, Option<Vec<f64>>)>) = (Vec::new(), Vec::new());
+    for (i, (s, grid)) in series.iter().zip(&grids).enumerate() {
         if grid.values.iter().filter(|v| v.is_finite()).count() <= p.layout.min_present {
             continue;
         }
+        let reference = references[i].map(|r| align(&grids[r], grid));
         let h = blake3::hash(format!("{}\u{1f}{}\u{1f}{}\u{1f}{}", params.seed, s.service, s.metric, s.labels).as_bytes());
-        if h.as_bytes()[0] % 6 == 0 { valid.push(grid.values) } else { train.push(grid.values) }
+        let split = if h.as_bytes()[0] % 6 == 0 { &mut valid } else { &mut train };
+        split.push((grid.values.clone(), reference));
     }
     if train.is_empty() {
         return Ok(None);
     }
-    let tr: Vec<&[f64]> = train.iter().map(|g| g.as_slice()).collect();
-    let va: Vec<&[f64]> = valid.iter().map(|g| g.as_slice()).collect();
+    fn view(v: &[(Vec<f64>, Option<Vec<f64>>)]) -> Vec<TrainSeries<'_>> {
+        v.iter().map(|(g, r)| TrainSeries { values: g, reference: r.as_deref() }).collect()
+    }
+    let (tr, va) = (view(&train), view(&valid));
     let (detector, history) = valid_params.fit(params, &tr, &va, progress)?;
     let summary = DetectorSummary {
         step_s: p.layout.step_us as f64 / 1e6,

@@ -20,9 +20,22 @@
 //! on some series therefore sees any other series on the same footing: as deviations from its own
 //! recent level, in units of its own recent noise. The target of the window is step `t`,
 //! normalised with the same centre and scale ([`SeriesWindow::normalise`]).
+//!
+//! # A window with a reference
+//! A canary's series has a reference: its baseline's series of the same metric, on the same
+//! steps ([`align`]). [`encode_paired_window`] adds [`PAIRED_CHANNELS`] − 2 channels to each
+//! step of the window: 3. the reference one step *later*, normalised with the series' own centre
+//! and scale (0 in its gaps); 4. 1 when that reference step has a value. The window's last row
+//! therefore holds the reference at the target step itself: a forecaster reads what the baseline
+//! does now, as well as what the canary did before. A series without a reference (not a canary,
+//! or no baseline) has 0 in both. A canary that departs from its baseline from its first minute
+//! (an error spike, a latency shift) is then a surprise at every step, where a series alone gives
+//! no sign that its level is wrong.
 
 /// Channels per step (see the module docs).
 pub const SERIES_CHANNELS: usize = 2;
+/// Channels per step of a window with its reference (see the module docs).
+pub const PAIRED_CHANNELS: usize = 4;
 
 /// Normalised values are clamped to ±`CLIP` (a step 1,000 scales away says no more than one 50
 /// away, and keeps training stable).
@@ -156,6 +169,38 @@ pub fn encode_series_window(layout: &SeriesLayout, grid: &[f64], t: usize, scrat
     Some(SeriesWindow { values, ..window })
 }
 
+/// `reference`'s values on the steps of `grid` (NaN where it has none); both on the same step.
+pub fn align(reference: &Grid, grid: &Grid) -> Vec<f64> {
+    assert_eq!(reference.step_us, grid.step_us, "a reference on the series' step");
+    (0..grid.len())
+        .map(|k| {
+            let at = grid.at(k) - reference.origin;
+            if at < 0 || at % reference.step_us != 0 {
+                return f64::NAN;
+            }
+            reference.values.get((at / reference.step_us) as usize).copied().unwrap_or(f64::NAN)
+        })
+        .collect()
+}
+
+/// [`encode_series_window`] with the reference's channels (see the module docs): `reference`
+/// is on `grid`'s steps ([`align`]); `None` leaves them 0.
+pub fn encode_paired_window(layout: &SeriesLayout, grid: &[f64], reference: Option<&[f64]>, t: usize, scratch: &mut Vec<f64>) -> Option<SeriesWindow> {
+    let single = encode_series_window(layout, grid, t, scratch)?;
+    let w = layout.window;
+    let mut values = vec![0.0f32; w * PAIRED_CHANNELS];
+    for (k, row) in single.values.chunks_exact(SERIES_CHANNELS).enumerate() {
+        values[k * PAIRED_CHANNELS..k * PAIRED_CHANNELS + SERIES_CHANNELS].copy_from_slice(row);
+        // Row k holds step t − w + k; its reference channels the step after it.
+        let step = (t + k + 1).checked_sub(w);
+        if let Some(r) = reference.zip(step).and_then(|(r, s)| r.get(s)).filter(|r| r.is_finite()) {
+            values[k * PAIRED_CHANNELS + 2] = single.normalise(*r) as f32;
+            values[k * PAIRED_CHANNELS + 3] = 1.0;
+        }
+    }
+    Some(SeriesWindow { values, ..single })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +242,41 @@ mod tests {
         // a constant window still has a positive scale
         let w = encode_series_window(&layout, &[5.0; 6], 6, &mut scratch).unwrap();
         assert!(w.scale > 0.0 && w.values.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn a_paired_window_reads_the_reference_up_to_the_target_step() {
+        let layout = SeriesLayout { step_us: MIN, window: 3, min_present: 2 };
+        let grid = [10.0, 12.0, 11.0, 30.0];
+        let reference = [10.0, f64::NAN, 11.0, 11.5];
+        let mut scratch = Vec::new();
+        let single = encode_series_window(&layout, &grid, 3, &mut scratch).unwrap();
+        let w = encode_paired_window(&layout, &grid, Some(&reference), 3, &mut scratch).unwrap();
+        assert_eq!((w.centre, w.scale), (single.centre, single.scale));
+        for k in 0..3 {
+            assert_eq!(&w.values[k * 4..k * 4 + 2], &single.values[k * 2..k * 2 + 2], "the series' own channels");
+        }
+        // rows hold steps 0, 1, 2 and the reference at steps 1 (a gap), 2, 3 (the target's step)
+        assert_eq!(&w.values[2..4], &[0.0, 0.0]);
+        assert_eq!(w.values[6..8], [w.normalise(11.0) as f32, 1.0]);
+        assert_eq!(w.values[10..12], [w.normalise(11.5) as f32, 1.0]);
+        // no reference: zeros; a window with padding reads no reference before step 0
+        let none = encode_paired_window(&layout, &grid, None, 3, &mut scratch).unwrap();
+        assert!(none.values.chunks(4).all(|r| r[2] == 0.0 && r[3] == 0.0));
+        let early = encode_paired_window(&layout, &grid, Some(&reference), 2, &mut scratch).unwrap();
+        // the padding row (step −1) reads the reference at step 0: the reference does not depend
+        // on the series having a value
+        assert_eq!(early.values[2..4], [early.normalise(10.0) as f32, 1.0]);
+        assert_eq!(early.values[6..8], [0.0, 0.0], "step 1 is a gap of the reference");
+        assert_eq!(early.values[11], 1.0);
+    }
+
+    #[test]
+    fn align_puts_a_reference_on_the_series_steps() {
+        let series = Grid { origin: MIN * 10, step_us: MIN, values: vec![1.0; 4], non_finite: 0 };
+        let reference = Grid { origin: MIN * 11, step_us: MIN, values: vec![5.0, 6.0, 7.0, 8.0], non_finite: 0 };
+        let a = align(&reference, &series);
+        assert!(a[0].is_nan());
+        assert_eq!(&a[1..], &[5.0, 6.0, 7.0]);
     }
 }

@@ -3,11 +3,15 @@
 //! (`omen_features::feature::series`), then alarms (runs of steps at or above a threshold) and
 //! their event-level evaluation against labelled windows.
 //!
-//! - [`SeriesDetector`] (`lstm`): a univariate LSTM forecaster of the next step's 10 %, 50 % and
+//! - [`SeriesDetector`] (`lstm`): an LSTM forecaster of the next step's 10 %, 50 % and
 //!   90 % quantiles from the window before it, normalised per window (a model for "a metric", not
 //!   for one series: trained on some series, it scores any other). A step's score is its
 //!   standardised residual: `|y − q50|` over the distance from the median to the quantile on
-//!   `y`'s side, times 1.2816 (so that a Gaussian series scores like a z-score).
+//!   `y`'s side, times 1.2816 (so that a Gaussian series scores like a z-score). A canary's
+//!   series is read with its reference, its baseline's series, up to the scored step
+//!   ([`encode_paired_window`]): the forecaster expects the canary to do what its baseline does
+//!   now, so a canary that is wrong from its first minute is a surprise at every step (a detector
+//!   fitted before references: its two channels, no reference).
 //! - [`ZScoreParams`] (`zscore`): `|y − mean| / std` of the previous `window` steps.
 //! - [`EwmaParams`] (`ewma`): `|y − μ| / σ` with μ and σ² exponentially weighted (`alpha`),
 //!   updated after each step is scored.
@@ -16,7 +20,7 @@
 //! Parameters are checked once (`check()`), as everywhere in this crate.
 
 use burn::module::Module;
-use omen_features::feature::series::{CLIP, SERIES_CHANNELS, SeriesLayout, encode_series_window};
+use omen_features::feature::series::{CLIP, PAIRED_CHANNELS, SERIES_CHANNELS, SeriesLayout, SeriesWindow, encode_paired_window, encode_series_window};
 
 use super::kernel::LstmWeights;
 use super::model::{DenseWeights, Forecaster, ForecasterConfig, SequenceLstmConfig, SplitMix};
@@ -38,6 +42,26 @@ pub trait Detector {
     fn name(&self) -> &'static str;
     /// Scores of every step of `grid` (NaN for a gap), in the order of the grid.
     fn scores(&self, grid: &[f64]) -> Vec<f64>;
+    /// [`Detector::scores`] of a series with a reference on its steps (a canary's baseline);
+    /// detectors that read no reference score the series alone.
+    fn scores_with(&self, grid: &[f64], reference: Option<&[f64]>) -> Vec<f64> {
+        let _ = reference;
+        self.scores(grid)
+    }
+}
+
+/// One training series of the series forecaster: its grid and its reference on the same steps
+/// (a canary's baseline), if any.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainSeries<'a> {
+    pub values: &'a [f64],
+    pub reference: Option<&'a [f64]>,
+}
+
+/// Encodes the window before step `t` with `channels` per step: [`SERIES_CHANNELS`] (a detector
+/// fitted before references) or [`PAIRED_CHANNELS`].
+fn encode(layout: &SeriesLayout, channels: usize, grid: &[f64], reference: Option<&[f64]>, t: usize, scratch: &mut Vec<f64>) -> Option<SeriesWindow> {
+    if channels == PAIRED_CHANNELS { encode_paired_window(layout, grid, reference, t, scratch) } else { encode_series_window(layout, grid, t, scratch) }
 }
 
 fn floor_scale(std: f64, mean: f64) -> f64 {
@@ -206,9 +230,9 @@ impl SeriesDetectorParams {
 
 /// The training examples of some grids: every step with a value and an encodable window before
 /// it, at most `max` of them (a seeded draw).
-fn examples(layout: &SeriesLayout, grids: &[&[f64]], max: usize, rng: &mut SplitMix) -> ForecastSet {
+fn examples(layout: &SeriesLayout, series: &[TrainSeries<'_>], max: usize, rng: &mut SplitMix) -> ForecastSet {
     let mut at: Vec<(usize, usize)> = Vec::new();
-    for (g, grid) in grids.iter().enumerate() {
+    for (g, grid) in series.iter().map(|s| s.values).enumerate() {
         let mut present = 0usize;
         for t in 0..grid.len() {
             // windows with enough values before them (a cheap running count, checked exactly below)
@@ -229,13 +253,13 @@ fn examples(layout: &SeriesLayout, grids: &[&[f64]], max: usize, rng: &mut Split
         at.truncate(max);
         at.sort_unstable();
     }
-    let mut set = ForecastSet { x: Sequences::new(layout.window, SERIES_CHANNELS), metrics: 1, horizon: 1, y: Vec::new(), mask: Vec::new() };
+    let mut set = ForecastSet { x: Sequences::new(layout.window, PAIRED_CHANNELS), metrics: 1, horizon: 1, y: Vec::new(), mask: Vec::new() };
     let mut scratch = Vec::new();
     for (g, t) in at {
-        let grid = grids[g];
-        if let Some(w) = encode_series_window(layout, grid, t, &mut scratch) {
+        let TrainSeries { values, reference } = series[g];
+        if let Some(w) = encode_paired_window(layout, values, reference, t, &mut scratch) {
             set.x.push(&w.values);
-            set.y.push(w.normalise(grid[t]) as f32);
+            set.y.push(w.normalise(values[t]) as f32);
             set.mask.push(1.0);
         }
     }
@@ -257,8 +281,8 @@ impl ValidSeriesDetectorParams {
     pub fn fit(
         &self,
         sequence: &ValidSequenceParams,
-        train: &[&[f64]],
-        valid: &[&[f64]],
+        train: &[TrainSeries<'_>],
+        valid: &[TrainSeries<'_>],
         progress: &mut dyn FnMut(&EpochReport),
     ) -> Result<(SeriesDetector, TrainHistory)> {
         let p = &self.0;
@@ -271,7 +295,7 @@ impl ValidSeriesDetectorParams {
                 format!("no training window: no series has {} steps with values", p.layout.min_present + 1),
             ));
         }
-        let config = ForecasterConfig::new(SequenceLstmConfig::new(SERIES_CHANNELS, sequence.hidden), 1, 1, QUANTILES.to_vec());
+        let config = ForecasterConfig::new(SequenceLstmConfig::new(PAIRED_CHANNELS, sequence.hidden), 1, 1, QUANTILES.to_vec());
         // The validation split must not be empty for early stopping: fall back to the training
         // windows' tail when the caller has no validation series.
         let valid_set = if valid_set.x.is_empty() { tail(&train_set, 5) } else { valid_set };
@@ -299,10 +323,11 @@ impl SeriesDetector {
         if layout.step_us <= 0 || layout.window < 2 || layout.min_present < 1 {
             return Err(Error::Artifact { message: format!("series detector: invalid layout {layout:?}") });
         }
-        if config.lstm.d_input != SERIES_CHANNELS || config.metrics != 1 || config.horizon != 1 || config.quantiles != QUANTILES {
+        let channels_ok = config.lstm.d_input == SERIES_CHANNELS || config.lstm.d_input == PAIRED_CHANNELS;
+        if !channels_ok || config.metrics != 1 || config.horizon != 1 || config.quantiles != QUANTILES {
             return Err(Error::Artifact {
                 message: format!(
-                    "series detector: expected {SERIES_CHANNELS} channels, one metric, one step and quantiles {QUANTILES:?}, found {} channels, {} metrics, {} steps, {:?}",
+                    "series detector: expected {SERIES_CHANNELS} or {PAIRED_CHANNELS} channels, one metric, one step and quantiles {QUANTILES:?}, found {} channels, {} metrics, {} steps, {:?}",
                     config.lstm.d_input, config.metrics, config.horizon, config.quantiles
                 ),
             });
@@ -322,21 +347,22 @@ impl SeriesDetector {
 
     /// The 10 %, 50 % and 90 % forecasts of every step of `grid` that has a value and an
     /// encodable window, in the series' units: `(step, [q10, q50, q90])`.
-    pub fn forecasts(&self, grid: &[f64]) -> Vec<(usize, [f64; 3])> {
-        self.predict(grid).map(|(t, q, centre, scale)| (t, q.map(|z| centre + scale * z))).collect()
+    pub fn forecasts(&self, grid: &[f64], reference: Option<&[f64]>) -> Vec<(usize, [f64; 3])> {
+        self.predict(grid, reference).map(|(t, q, centre, scale)| (t, q.map(|z| centre + scale * z))).collect()
     }
 
     /// Every step of `grid` with a value and an encodable window: the step, its forecast
     /// quantiles in the window's normalised units (sorted), and the window's centre and scale.
-    fn predict(&self, grid: &[f64]) -> impl Iterator<Item = (usize, [f64; 3], f64, f64)> {
-        let mut x = Sequences::new(self.layout.window, SERIES_CHANNELS);
+    fn predict(&self, grid: &[f64], reference: Option<&[f64]>) -> impl Iterator<Item = (usize, [f64; 3], f64, f64)> {
+        let channels = self.config.lstm.d_input;
+        let mut x = Sequences::new(self.layout.window, channels);
         let mut steps = Vec::new();
         let mut scratch = Vec::new();
         for t in 0..grid.len() {
             if !grid[t].is_finite() {
                 continue;
             }
-            if let Some(w) = encode_series_window(&self.layout, grid, t, &mut scratch) {
+            if let Some(w) = encode(&self.layout, channels, grid, reference, t, &mut scratch) {
                 x.push(&w.values);
                 steps.push((t, w.centre, w.scale));
             }
@@ -356,8 +382,11 @@ impl Detector for SeriesDetector {
         "lstm"
     }
     fn scores(&self, grid: &[f64]) -> Vec<f64> {
+        self.scores_with(grid, None)
+    }
+    fn scores_with(&self, grid: &[f64], reference: Option<&[f64]>) -> Vec<f64> {
         let mut scores = vec![f64::NAN; grid.len()];
-        for (t, q, centre, scale) in self.predict(grid) {
+        for (t, q, centre, scale) in self.predict(grid, reference) {
             let y = ((grid[t] - centre) / scale).clamp(-CLIP, CLIP);
             let spread = if y >= q[1] { q[2] - q[1] } else { q[1] - q[0] };
             scores[t] = (y - q[1]).abs() / spread.max(MIN_SPREAD) * Z90;
@@ -555,8 +584,8 @@ mod tests {
             .unwrap();
         let train: Vec<Vec<f64>> = (0..6).map(|s| noisy(300, s)).collect();
         let valid = [noisy(200, 50)];
-        let tr: Vec<&[f64]> = train.iter().map(|g| g.as_slice()).collect();
-        let va: Vec<&[f64]> = valid.iter().map(|g| g.as_slice()).collect();
+        let tr: Vec<TrainSeries<'_>> = train.iter().map(|g| TrainSeries { values: g, reference: None }).collect();
+        let va: Vec<TrainSeries<'_>> = valid.iter().map(|g| TrainSeries { values: g, reference: None }).collect();
         let (det, history) = params.fit(&seq, &tr, &va, &mut |_| {}).unwrap();
         assert!(history.best_epoch >= 1);
         let mut unseen: Vec<f64> = noisy(200, 99).iter().map(|v| v * 30.0 + 7.0).collect();
@@ -573,5 +602,47 @@ mod tests {
         assert!(s[120] > 4.0 * median_quiet.max(0.5), "shift {} vs quiet median {median_quiet}", s[120]);
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&det.scores(&unseen)), bits(&s), "scoring is deterministic");
+    }
+
+    /// A baseline series (a slow wave plus noise) and its canary: the same wave with its own noise.
+    fn pair(n: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
+        let mut rng = SplitMix(seed);
+        let phase = rng.uniform(3.0) as f64;
+        let level = 100.0 + rng.uniform(50.0) as f64;
+        let wave: Vec<f64> = (0..n).map(|i| level * (1.0 + 0.2 * ((i as f64) / 7.0 + phase).sin())).collect();
+        let baseline = wave.iter().map(|w| w + rng.uniform(1.0) as f64).collect();
+        let canary = wave.iter().map(|w| w + rng.uniform(1.0) as f64).collect();
+        (canary, baseline)
+    }
+
+    #[test]
+    fn a_canary_wrong_from_its_start_is_flagged_against_its_baseline() {
+        let layout = SeriesLayout { step_us: 60_000_000, window: 20, min_present: 5 };
+        let params = SeriesDetectorParams { layout, max_windows: 3000 }.check().unwrap();
+        let seq = super::super::SequenceParams { hidden: 16, epochs: 8, batch_size: 64, patience: 3, seed: 5, ..Default::default() }
+            .check()
+            .unwrap();
+        let train: Vec<(Vec<f64>, Vec<f64>)> = (0..12).map(|s| pair(120, s)).collect();
+        let valid: Vec<(Vec<f64>, Vec<f64>)> = (50..53).map(|s| pair(120, s)).collect();
+        // canaries with their baselines, and the baselines alone (series without a reference)
+        let with = |v: &[(Vec<f64>, Vec<f64>)]| -> Vec<(Vec<f64>, Option<Vec<f64>>)> {
+            v.iter().flat_map(|(c, b)| [(c.clone(), Some(b.clone())), (b.clone(), None)]).collect()
+        };
+        let (tr, va) = (with(&train), with(&valid));
+        let trs: Vec<TrainSeries<'_>> = tr.iter().map(|(g, r)| TrainSeries { values: g, reference: r.as_deref() }).collect();
+        let vas: Vec<TrainSeries<'_>> = va.iter().map(|(g, r)| TrainSeries { values: g, reference: r.as_deref() }).collect();
+        let (det, _) = params.fit(&seq, &trs, &vas, &mut |_| {}).unwrap();
+        assert_eq!(det.config.lstm.d_input, PAIRED_CHANNELS);
+        // an unseen canary 30 % above its baseline from its first step, and a healthy one
+        let (healthy, baseline) = pair(60, 99);
+        let wrong: Vec<f64> = healthy.iter().map(|v| v * 1.3).collect();
+        let mean = |s: &[f64]| {
+            let v: Vec<f64> = s.iter().copied().filter(|v| v.is_finite()).collect();
+            v.iter().sum::<f64>() / v.len() as f64
+        };
+        let flagged = mean(&det.scores_with(&wrong, Some(&baseline)));
+        let quiet = mean(&det.scores_with(&healthy, Some(&baseline)));
+        let alone = mean(&det.scores(&wrong));
+        assert!(flagged > 4.0 * quiet && flagged > 4.0 * alone, "against its baseline {flagged}, healthy {quiet}, alone {alone}");
     }
 }
