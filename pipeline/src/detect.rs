@@ -600,8 +600,12 @@ pub async fn detect(store: &Store, model: Option<(&SequenceModel, u64)>, args: &
                 (resample(&s.samples, step_us), truncated)
             })
             .collect();
-        let aligned: Vec<Option<Vec<f64>>> =
-            references(&series).iter().enumerate().map(|(i, r)| r.map(|r| align(&grids[r].0, &grids[i].0))).collect();
+        // Only the LSTM reads a reference; the baselines score each series alone.
+        let aligned: Vec<Option<Vec<f64>>> = if args.detector == DetectorChoice::Lstm {
+            references(&series).iter().enumerate().map(|(i, r)| r.map(|r| align(&grids[r].0, &grids[i].0))).collect()
+        } else {
+            vec![None; series.len()]
+        };
         let scored: Vec<Scored> = series
             .into_par_iter()
             .zip(grids.into_par_iter().zip(aligned))

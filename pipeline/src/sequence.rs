@@ -450,10 +450,7 @@ fn fit_detector(
     if train.is_empty() {
         return Ok(None);
     }
-    fn view(v: &[(Vec<f64>, Option<Vec<f64>>)]) -> Vec<TrainSeries<'_>> {
-        v.iter().map(|(g, r)| TrainSeries { values: g, reference: r.as_deref() }).collect()
-    }
-    let (tr, va) = (view(&train), view(&valid));
+    let (tr, va) = (TrainSeries::all(&train), TrainSeries::all(&valid));
     let (detector, history) = valid_params.fit(params, &tr, &va, progress)?;
     let summary = DetectorSummary {
         step_s: p.layout.step_us as f64 / 1e6,

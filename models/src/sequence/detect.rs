@@ -58,6 +58,13 @@ pub struct TrainSeries<'a> {
     pub reference: Option<&'a [f64]>,
 }
 
+impl<'a> TrainSeries<'a> {
+    /// Views of owned (grid, reference) pairs.
+    pub fn all(owned: &'a [(Vec<f64>, Option<Vec<f64>>)]) -> Vec<TrainSeries<'a>> {
+        owned.iter().map(|(values, reference)| TrainSeries { values, reference: reference.as_deref() }).collect()
+    }
+}
+
 /// Encodes the window before step `t` with `channels` per step: [`SERIES_CHANNELS`] (a detector
 /// fitted before references) or [`PAIRED_CHANNELS`].
 fn encode(layout: &SeriesLayout, channels: usize, grid: &[f64], reference: Option<&[f64]>, t: usize, scratch: &mut Vec<f64>) -> Option<SeriesWindow> {
@@ -629,9 +636,7 @@ mod tests {
             v.iter().flat_map(|(c, b)| [(c.clone(), Some(b.clone())), (b.clone(), None)]).collect()
         };
         let (tr, va) = (with(&train), with(&valid));
-        let trs: Vec<TrainSeries<'_>> = tr.iter().map(|(g, r)| TrainSeries { values: g, reference: r.as_deref() }).collect();
-        let vas: Vec<TrainSeries<'_>> = va.iter().map(|(g, r)| TrainSeries { values: g, reference: r.as_deref() }).collect();
-        let (det, _) = params.fit(&seq, &trs, &vas, &mut |_| {}).unwrap();
+        let (det, _) = params.fit(&seq, &TrainSeries::all(&tr), &TrainSeries::all(&va), &mut |_| {}).unwrap();
         assert_eq!(det.config.lstm.d_input, PAIRED_CHANNELS);
         // an unseen canary 30 % above its baseline from its first step, and a healthy one
         let (healthy, baseline) = pair(60, 99);
