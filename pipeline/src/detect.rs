@@ -237,7 +237,9 @@ pub async fn for_each_service(
 /// series and for a canary without a baseline.
 pub fn references(series: &[Series]) -> Vec<Option<usize>> {
     let parsed: Vec<Vec<(String, String)>> = series.iter().map(|s| parse_labels_string(&s.labels)).collect();
-    let mut baselines: HashMap<(&str, &str, &[(String, String)]), usize> = HashMap::new();
+    // (service, metric, labels) of each baseline series
+    type Key<'a> = (&'a str, &'a str, &'a [(String, String)]);
+    let mut baselines: HashMap<Key<'_>, usize> = HashMap::new();
     for (i, (s, l)) in series.iter().zip(&parsed).enumerate() {
         if l.iter().any(|(_, v)| v == "baseline") {
             baselines.entry((&s.service, &s.metric, l.as_slice())).or_insert(i);
@@ -255,6 +257,12 @@ pub fn references(series: &[Series]) -> Vec<Option<usize>> {
             baselines.get(&(s.service.as_str(), s.metric.as_str(), partner.as_slice())).copied()
         })
         .collect()
+}
+
+/// Each series' reference ([`references`]) on the series' own steps ([`align`]); `grids[i]` is
+/// `series[i]` on its grid.
+pub fn aligned_references(series: &[Series], grids: &[Grid]) -> Vec<Option<Vec<f64>>> {
+    references(series).iter().enumerate().map(|(i, r)| r.map(|r| align(&grids[r], &grids[i]))).collect()
 }
 
 /// A counter's samples as its per-second rate between consecutive samples (at the later one),
@@ -588,7 +596,7 @@ pub async fn detect(store: &Store, model: Option<(&SequenceModel, u64)>, args: &
     report.samples = for_each_service(store, &args.filter, |service, series| {
         // Every series on its grid (its latest MAX_STEPS steps), then scored with its reference.
         let mut series = series;
-        let grids: Vec<(Grid, bool)> = series
+        let (grids, truncated): (Vec<Grid>, Vec<bool>) = series
             .par_iter_mut()
             .map(|s| {
                 let last = s.samples.iter().map(|x| x.0).max().unwrap_or(0);
@@ -599,16 +607,12 @@ pub async fn detect(store: &Store, model: Option<(&SequenceModel, u64)>, args: &
                 }
                 (resample(&s.samples, step_us), truncated)
             })
-            .collect();
+            .unzip();
         // Only the LSTM reads a reference; the baselines score each series alone.
-        let aligned: Vec<Option<Vec<f64>>> = if args.detector == DetectorChoice::Lstm {
-            references(&series).iter().enumerate().map(|(i, r)| r.map(|r| align(&grids[r].0, &grids[i].0))).collect()
-        } else {
-            vec![None; series.len()]
-        };
+        let aligned = if args.detector == DetectorChoice::Lstm { aligned_references(&series, &grids) } else { vec![None; series.len()] };
         let scored: Vec<Scored> = series
             .into_par_iter()
-            .zip(grids.into_par_iter().zip(aligned))
+            .zip(grids.into_par_iter().zip(truncated).zip(aligned))
             .map(|(s, ((grid, truncated), reference))| {
                 let mut scores = detector.scores_with(&grid.values, reference.as_deref());
                 if let Some(drift) = args.cusum {

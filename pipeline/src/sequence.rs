@@ -28,7 +28,7 @@ use omen_features::history::read_deployments;
 use omen_models::registry::{AnyRegistry, Lineage, NewVersion, Progress, Registry};
 use omen_models::judge::{JudgeParams, MetricInput, ValidJudgeParams, Verdict, judge};
 use omen_models::sequence::rollback::{Slo, breach_probability};
-use omen_features::feature::series::{Grid, SeriesLayout, align, resample};
+use omen_features::feature::series::{Grid, SeriesLayout, resample};
 use omen_models::sequence::detect::{SeriesDetectorParams, TrainSeries};
 use omen_models::sequence::{
     Engine, EpochReport, ForecastSet, LabelledSet, SequenceModel, SequenceParams, Sequences, TrainHistory,
@@ -435,17 +435,16 @@ fn fit_detector(
             resample(&before, p.layout.step_us)
         })
         .collect();
-    let references = crate::detect::references(series);
+    let references = crate::detect::aligned_references(series, &grids);
     // (grid, its reference on the grid's steps) of the series with enough values, by split
-    let (mut train, mut valid): (Vec<(Vec<f64>, Option<Vec<f64>>)>, Vec<(Vec<f64>, Option<Vec<f64>>)>) = (Vec::new(), Vec::new());
-    for (i, (s, grid)) in series.iter().zip(&grids).enumerate() {
+    let (mut train, mut valid) = (Vec::new(), Vec::new());
+    for ((s, grid), reference) in series.iter().zip(grids).zip(references) {
         if grid.values.iter().filter(|v| v.is_finite()).count() <= p.layout.min_present {
             continue;
         }
-        let reference = references[i].map(|r| align(&grids[r], grid));
         let h = blake3::hash(format!("{}\u{1f}{}\u{1f}{}\u{1f}{}", params.seed, s.service, s.metric, s.labels).as_bytes());
-        let split = if h.as_bytes()[0] % 6 == 0 { &mut valid } else { &mut train };
-        split.push((grid.values.clone(), reference));
+        let split = if h.as_bytes()[0].is_multiple_of(6) { &mut valid } else { &mut train };
+        split.push((grid.values, reference));
     }
     if train.is_empty() {
         return Ok(None);

@@ -17,8 +17,9 @@
 //! 1. A `critical` metric failed (Kayenta's semantics): **ROLLBACK**.
 //! 2. The failure probability is at least `rollback_probability` (0.7) with a confidence of at
 //!    least `min_confidence` (0.65), `rollback_checks` (1) answers in a row on a stream below
-//!    100 % traffic (a unary call, or a canary at 100 %, counts one): **ROLLBACK**, before the judge sees anything. An alarm not yet repeated
-//!    enough holds, after rules 3 and 4 had their say.
+//!    100 % traffic (a unary call, or a canary at 100 %, counts one): **ROLLBACK**, before the
+//!    judge sees anything. An alarm not yet repeated enough holds, after rules 3 and 4 had their
+//!    say.
 //! 3. A metric with an SLO (`[serve.policy.slo]`, or the service's own under
 //!    `[serve.policy.services.<service>.slo]`) is predicted above it at 100 % traffic even at
 //!    its 95 % interval's lower end, or the champion `omen-sequence` forecasts the canary above

@@ -63,10 +63,6 @@ impl ScoringPool {
         Ok(ScoringPool { inner, threads: threads.max(1) })
     }
 
-    pub fn threads(&self) -> usize {
-        self.threads
-    }
-
     /// Queues `job`; a waiting thread is woken for it.
     pub fn spawn(&self, job: impl FnOnce() + Send + 'static) {
         let mut s = self.inner.lock();

@@ -61,7 +61,7 @@ fn code_name(c: tonic::Code) -> &'static str {
 
 impl App {
     /// Scores one request: sheds it when the limit is reached, runs the CPU-bound work on the
-    /// blocking pool, records the call and logs the answer.
+    /// scoring threads, records the call and logs the answer.
     pub async fn score(self: &Arc<Self>, mut req: proto::ScoreRequest, memory: Memory, stream: bool, method: &'static str) -> (Result<proto::ScoreResponse, Status>, Memory) {
         let t0 = Instant::now();
         let notes = self.pull(&mut req).await;
