@@ -214,7 +214,7 @@ pub static METRICS: DatasetSchema = DatasetSchema {
         col("labels", Str, "every label but `__name__`, sorted by name, `k=v` joined by `,`; `\\`, `,` and `=` in values are escaped with `\\`"),
         col("value", Float64, "sample value; NaN and ±Inf kept"),
         opt("deployment", Str, "deployment id from the `deployment` label or an alias"),
-        opt("role", Str, "`canary`, `baseline`, `primary`, or null"),
+        opt("role", Str, "`canary`, `baseline`, `primary`, `loadtest` (the new version under synthetic load at the full-traffic rate), or null"),
         col("source_file", Str, "file, or `prometheus:<url>` for a live pull"),
         col("source_line", Int64, "line of the text formats (CSV header is line 1); 1-based series number for query_range JSON"),
     ],

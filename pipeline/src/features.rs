@@ -1,6 +1,6 @@
 //! `omen features build`: the `features/` dataset, one row per deployment × checkpoint.
 //!
-//! Polars scans the store (only the columns needed, only canary and baseline samples), joins
+//! Polars scans the store (only the columns needed, only canary, baseline and load-test samples), joins
 //! labelled samples to their deployment, and the samples of each deployment, metric and role
 //! become a typed [`TimeSeries`]; the feature functions of `omen_features::feature` — the ones
 //! `omen-serve` calls online — compute every value. Samples without a `deployment` label go to
@@ -11,7 +11,7 @@
 //! A re-run over the same store writes the same bytes; partitions of services that no longer
 //! have deployments are removed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
 use indicatif::ProgressBar;
@@ -103,14 +103,13 @@ pub async fn build_features(store: &Store, params: &FeatureParams, progress: &Pr
     let deployments = read_deployments(store).await?;
     progress.set_message("reading metrics");
     // A configured metric list narrows the samples read, but the error-rate counters are read
-    // whatever it says: they feed the `e__<name>__*` columns.
+    // whatever it says: they feed the `e__<name>__*` columns; so are the load-test metrics.
     let mut wanted = valid.metrics.clone();
     if !wanted.is_empty() {
-        for e in &valid.error_rates {
-            for c in std::iter::once(&e.errors).chain(e.total.as_ref()) {
-                if !wanted.contains(c) {
-                    wanted.push(c.clone());
-                }
+        let counters = valid.error_rates.iter().flat_map(|e| std::iter::once(&e.errors).chain(e.total.as_ref()));
+        for c in counters.chain(&valid.load_tests) {
+            if !wanted.contains(c) {
+                wanted.push(c.clone());
             }
         }
     }
@@ -120,7 +119,10 @@ pub async fn build_features(store: &Store, params: &FeatureParams, progress: &Pr
     let metrics: Vec<String> = if valid.metrics.is_empty() {
         let counters: Vec<&str> =
             valid.error_rates.iter().flat_map(|e| std::iter::once(e.errors.as_str()).chain(e.total.as_deref())).collect();
-        metric_names.iter().filter(|m| !is_counter(m) && !counters.contains(&m.as_str())).cloned().collect()
+        // A metric with load-test samples alone is not a canary-versus-baseline feature.
+        let live: HashSet<u32> = samples.groups.keys().filter(|k| k.2 != Role::LoadTest).map(|k| k.1).collect();
+        let live = |m: &&String| metric_names.iter().position(|n| n == *m).is_some_and(|i| live.contains(&(i as u32)));
+        metric_names.iter().filter(|m| !is_counter(m) && !counters.contains(&m.as_str()) && live(m)).cloned().collect()
     } else {
         valid.metrics.clone()
     };
@@ -239,14 +241,14 @@ fn column_err(dataset: &str, column: &str, e: PolarsError) -> Error {
 }
 
 
-/// Canary and baseline samples grouped by (deployment index, metric index, role).
+/// Canary, baseline and load-test samples grouped by (deployment index, metric index, role).
 pub(crate) struct Samples {
     pub(crate) groups: HashMap<(usize, u32, Role), Vec<Sample>>,
     pub(crate) total: usize,
     pub(crate) unmatched: usize,
 }
 
-/// Reads the canary and baseline samples (of `only` when it is not empty), attributes them to
+/// Reads the canary, baseline and load-test samples (of `only` when it is not empty), attributes them to
 /// deployments, and returns them with the sorted metric names they use.
 pub(crate) async fn read_samples(store: &Store, deployments: &[Deployment], only: &[String]) -> Result<(Samples, Vec<String>)> {
     // Labelled samples: joined to their deployment by Polars; the rest: by service and time.
@@ -281,7 +283,7 @@ pub(crate) async fn read_samples(store: &Store, deployments: &[Deployment], only
             .map_err(|e| Error::input(&rel, e.to_string()))?;
         let df = df
             .lazy()
-            .filter(col("role").eq(lit("canary")).or(col("role").eq(lit("baseline"))))
+            .filter(col("role").eq(lit("canary")).or(col("role").eq(lit("baseline"))).or(col("role").eq(lit("loadtest"))))
             .join(index.clone().lazy(), [col("deployment")], [col("deployment")], JoinArgs::new(JoinType::Left))
             .collect()?;
         let err = |c: &str, e: PolarsError| column_err(&rel, c, e);

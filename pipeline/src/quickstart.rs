@@ -13,6 +13,7 @@ use indicatif::ProgressBar;
 use omen_features::Store;
 use omen_features::ingest::logs::LogFormat;
 use omen_features::schema::DatasetSchema;
+use omen_features::feature::Role;
 use omen_models::registry::AnyRegistry;
 use omen_serve::client::{Client, ScoreAnswer, ScoreInput, Series};
 use polars::prelude::*;
@@ -306,7 +307,7 @@ async fn held_out(store: &Store, time_to: Option<&str>, checkpoints: &[String], 
     Ok(out)
 }
 
-/// The score requests of the picks: their canary and baseline samples from `metrics/` up to the
+/// The score requests of the picks: their canary, baseline and load-test samples from `metrics/` up to the
 /// checkpoint, one series per stored label set, and the change as a commit range.
 async fn canary_inputs(store: &Store, picks: &[Pick]) -> Result<Vec<ScoreInput>> {
     let services: std::collections::BTreeSet<&str> = picks.iter().map(|p| p.service.as_str()).collect();
@@ -330,9 +331,7 @@ async fn canary_inputs(store: &Store, picks: &[Pick]) -> Result<Vec<ScoreInput>>
         let Some(d) = dep.get(i).filter(|d| ids.contains(d)) else { continue };
         let (Some(r), Some(t), Some(m)) = (role.get(i), ts.get(i), metric.get(i)) else { continue };
         let pick = picks.iter().find(|p| p.id == d).expect("an id of the picks");
-        if t > pick.checkpoint || !(r == "canary" || r == "baseline") {
-            continue;
-        }
+        let Some(role) = Role::parse(r).filter(|_| t <= pick.checkpoint) else { continue };
         let l = labels.get(i).unwrap_or("");
         let s = by_dep.entry(d).or_default().entry((m.to_string(), l.to_string())).or_insert_with(|| Series {
             metric: m.to_string(),
@@ -340,15 +339,20 @@ async fn canary_inputs(store: &Store, picks: &[Pick]) -> Result<Vec<ScoreInput>>
             ..Default::default()
         });
         let sample = (t as f64 / 1e6, value.get(i).unwrap_or(f64::NAN));
-        if r == "canary" { s.canary.push(sample) } else { s.baseline.push(sample) }
+        match role {
+            Role::Canary => s.canary.push(sample),
+            Role::Baseline => s.baseline.push(sample),
+            Role::LoadTest => s.loadtest.push(sample),
+        }
     }
     Ok(picks
         .iter()
         .map(|p| {
             let mut series: Vec<Series> = by_dep.remove(p.id.as_str()).map(|m| m.into_values().collect()).unwrap_or_default();
             for s in &mut series {
-                s.canary.sort_by(|a, b| a.0.total_cmp(&b.0));
-                s.baseline.sort_by(|a, b| a.0.total_cmp(&b.0));
+                for side in [&mut s.canary, &mut s.baseline, &mut s.loadtest] {
+                    side.sort_by(|a, b| a.0.total_cmp(&b.0));
+                }
             }
             let steps: Vec<(f64, f64)> = p.steps.iter().filter(|(at, _)| *at <= p.checkpoint).map(|&(at, w)| (at as f64 / 1e6, w)).collect();
             ScoreInput {

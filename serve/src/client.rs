@@ -37,6 +37,8 @@ pub struct Series {
     pub labels: BTreeMap<String, String>,
     pub canary: Vec<(f64, f64)>,
     pub baseline: Vec<(f64, f64)>,
+    /// The new version under synthetic load at the full-traffic rate.
+    pub loadtest: Vec<(f64, f64)>,
 }
 
 /// A score request: one canary at one moment (DESIGN §5).
@@ -150,6 +152,7 @@ fn to_proto(i: &ScoreInput) -> proto::ScoreRequest {
                 labels: s.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 canary: samples(&s.canary),
                 baseline: samples(&s.baseline),
+                loadtest: samples(&s.loadtest),
             })
             .collect(),
         current_weight: i.current_weight,
@@ -201,7 +204,7 @@ mod tests {
             service: "checkout".into(),
             deployment_id: "d-1".into(),
             commits: Some(("a".into(), "b".into())),
-            series: vec![Series { metric: "m".into(), labels: BTreeMap::from([("k".into(), "v".into())]), canary: vec![(1.0, 2.0)], baseline: vec![(1.0, 3.0)] }],
+            series: vec![Series { metric: "m".into(), labels: BTreeMap::from([("k".into(), "v".into())]), canary: vec![(1.0, 2.0)], baseline: vec![(1.0, 3.0)], loadtest: vec![(1.0, 4.0)] }],
             current_weight: 25.0,
             elapsed_seconds: 600.0,
             started_at: 1.0e9,

@@ -11,6 +11,8 @@
 //! name = "http_latency_p99"
 //! canary = 'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{app="$service",rollouts_pod_template_hash="$deployment"}[1m])))'
 //! baseline = 'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{app="$service",rollouts_pod_template_hash!="$deployment"}[1m])))'
+//! # Optional: the new version under a load test at the full-traffic rate (`role="loadtest"`).
+//! loadtest = 'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{app="$service-loadtest",rollouts_pod_template_hash="$deployment"}[1m])))'
 //! ```
 //! `$service` and `$deployment` are replaced by the request's values, escaped for a PromQL
 //! string.
@@ -40,13 +42,33 @@ pub struct PrometheusConfig {
     pub metrics: Vec<PromMetric>,
 }
 
-/// One metric: its name (as the models and the judge know it) and the two queries.
+/// One metric: its name (as the models and the judge know it) and its queries.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PromMetric {
     pub name: String,
     pub canary: String,
     pub baseline: String,
+    /// The new version under synthetic load at the full-traffic rate (optional).
+    #[serde(default)]
+    pub loadtest: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Side {
+    Canary,
+    Baseline,
+    LoadTest,
+}
+
+impl Side {
+    fn as_str(self) -> &'static str {
+        match self {
+            Side::Canary => "canary",
+            Side::Baseline => "baseline",
+            Side::LoadTest => "loadtest",
+        }
+    }
 }
 
 /// A configured puller.
@@ -91,27 +113,30 @@ impl Puller {
         }))
     }
 
-    /// The canary's and baseline's series of every configured metric over `[start, end]` (Unix
-    /// seconds). The error names the metric and query that failed.
+    /// The canary's and baseline's series (and the load test's, where configured) of every
+    /// configured metric over `[start, end]` (Unix seconds). The error names the metric and query
+    /// that failed.
     pub async fn fetch(&self, service: &str, deployment: &str, start: f64, end: f64) -> std::result::Result<Vec<proto::MetricSamples>, String> {
         let step = self.step.max(((end - start) / 11_000.0).ceil());
         let mut jobs = Vec::new();
         for m in &self.metrics {
-            for (canary, q) in [(true, &m.canary), (false, &m.baseline)] {
+            let sides = [(Side::Canary, Some(&m.canary)), (Side::Baseline, Some(&m.baseline)), (Side::LoadTest, m.loadtest.as_ref())];
+            for (side, q) in sides.into_iter().filter_map(|(side, q)| Some((side, q?))) {
                 let query = q.replace("$service", &escape(service)).replace("$deployment", &escape(deployment));
-                jobs.push(async move { (m.name.clone(), canary, self.query_range(&query, start, end, step).await) });
+                jobs.push(async move { (m.name.clone(), side, self.query_range(&query, start, end, step).await) });
             }
         }
         let mut out = Vec::new();
-        for (name, canary, result) in futures::future::join_all(jobs).await {
-            let series = result.map_err(|e| format!("prometheus {} ({} of `{name}`): {e}", self.base, if canary { "canary" } else { "baseline" }))?;
+        for (name, side, result) in futures::future::join_all(jobs).await {
+            let series = result.map_err(|e| format!("prometheus {} ({} of `{name}`): {e}", self.base, side.as_str()))?;
             for (labels, samples) in series {
-                out.push(proto::MetricSamples {
-                    metric: name.clone(),
-                    labels,
-                    canary: if canary { samples.clone() } else { vec![] },
-                    baseline: if canary { vec![] } else { samples },
-                });
+                let mut m = proto::MetricSamples { metric: name.clone(), labels, ..Default::default() };
+                match side {
+                    Side::Canary => m.canary = samples,
+                    Side::Baseline => m.baseline = samples,
+                    Side::LoadTest => m.loadtest = samples,
+                }
+                out.push(m);
             }
         }
         Ok(out)

@@ -155,7 +155,7 @@ pub fn validate(r: &proto::ScoreRequest, limits: &Limits) -> Result<()> {
         if m.metric.trim().is_empty() {
             return Err(Error::invalid(format!("metrics[{i}].metric"), "required"));
         }
-        for (role, samples) in [("canary", &m.canary), ("baseline", &m.baseline)] {
+        for (role, samples) in [("canary", &m.canary), ("baseline", &m.baseline), ("loadtest", &m.loadtest)] {
             if samples.len() > limits.max_samples {
                 return Err(Error::invalid(format!("metrics[{i}].{role}"), format!("{} samples, at most {}", samples.len(), limits.max_samples)));
             }
@@ -303,6 +303,7 @@ impl Scorer {
             let sample = |s: &proto::Sample| Sample { ts: (s.time * US).round() as i64, series, value: s.value };
             builder.extend(&m.metric, Role::Canary, m.canary.iter().map(sample));
             builder.extend(&m.metric, Role::Baseline, m.baseline.iter().map(sample));
+            builder.extend(&m.metric, Role::LoadTest, m.loadtest.iter().map(sample));
             let e = judged.entry(m.metric.as_str()).or_default();
             e.0.extend(m.canary.iter().filter(|s| within(s, started, checkpoint)).map(|s| s.value));
             e.1.extend(m.baseline.iter().filter(|s| within(s, started, checkpoint)).map(|s| s.value));

@@ -174,7 +174,7 @@ impl App {
         req.elapsed_seconds = ((now - start) as f64 / 1e6).max(0.0);
         match puller.fetch(&req.service, &req.deployment_id, req.started_at, now as f64 / 1e6).await {
             Ok(m) => {
-                let n: usize = m.iter().map(|s| s.canary.len() + s.baseline.len()).sum();
+                let n: usize = m.iter().map(|s| s.canary.len() + s.baseline.len() + s.loadtest.len()).sum();
                 req.metrics = m;
                 vec![format!("{n} samples pulled from Prometheus since {}", chrono::DateTime::from_timestamp_micros(start).map(|t| t.to_rfc3339()).unwrap_or_default())]
             }

@@ -17,6 +17,9 @@
 //! - **canary versus baseline** per metric, `m__<metric>__<stat>` ([`METRIC_COLUMNS`]), over the
 //!   window `[start, checkpoint]`;
 //! - **error rates** per configured pair, `e__<name>__<stat>` ([`ERROR_RATE_COLUMNS`]);
+//! - **load tests** per configured metric (`[features] load_tests`), `l__<metric>__<stat>`
+//!   ([`LOAD_TEST_COLUMNS`]): the new version under synthetic load at the full-traffic rate
+//!   (role `loadtest`) against the baseline's live samples, over the same window;
 //! - **labels** (outcomes, never inputs): `label_outcome`, `label_failed`, and per metric
 //!   `label__<metric>__at_full`, the canary's mean once traffic reached 100 %.
 //!
@@ -49,6 +52,7 @@
 
 mod canary;
 mod change;
+mod load_test;
 mod params;
 pub mod request;
 pub mod sequence;
@@ -67,6 +71,7 @@ pub use change::{
     PastDeployment, RangeState, RepoHistory, ServiceHistory, change_columns, change_context_at, change_features,
     service_change_contexts,
 };
+pub use load_test::{LOAD_TEST_COLUMNS, LoadTestFeatures, LoadTestState, load_test_features};
 pub use params::{ErrorRateSpec, FeatureParams, ValidFeatureParams, parse_duration};
 pub use value::{FeatureColumn, FeatureSchema, InputEncoder, Kind, Value, encode_indicator};
 pub use window::{Sample, TimeSeries, Window, series_id};
@@ -76,6 +81,8 @@ pub use window::{Sample, TimeSeries, Window, series_id};
 pub struct MetricSeries {
     pub canary: TimeSeries,
     pub baseline: TimeSeries,
+    /// The canary's version under synthetic load at the full-traffic rate (a load test).
+    pub loadtest: TimeSeries,
 }
 
 /// What the feature functions need of one deployment besides its change: its start, its
@@ -111,15 +118,29 @@ impl DeploymentWindows {
 pub enum Role {
     Canary,
     Baseline,
+    /// The new version under synthetic load at the full-traffic rate: a load test run while the
+    /// canary still carries little traffic ([`LOAD_TEST_COLUMNS`]).
+    LoadTest,
 }
 
 impl Role {
-    /// `canary` or `baseline` (the `role` column of `metrics/`); anything else is `None`.
+    /// `canary`, `baseline` or `loadtest` (the `role` column of `metrics/`); anything else
+    /// (`primary`) is `None`.
     pub fn parse(s: &str) -> Option<Role> {
         match s {
             "canary" => Some(Role::Canary),
             "baseline" => Some(Role::Baseline),
+            "loadtest" => Some(Role::LoadTest),
             _ => None,
+        }
+    }
+
+    /// The value of the `role` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Canary => "canary",
+            Role::Baseline => "baseline",
+            Role::LoadTest => "loadtest",
         }
     }
 }
@@ -129,7 +150,7 @@ impl Role {
 #[derive(Debug, Default)]
 pub struct WindowsBuilder {
     windows: DeploymentWindows,
-    samples: BTreeMap<String, (Vec<Sample>, Vec<Sample>)>,
+    samples: BTreeMap<String, [Vec<Sample>; 3]>,
 }
 
 impl WindowsBuilder {
@@ -146,18 +167,19 @@ impl WindowsBuilder {
             Some(e) => e,
             None => self.samples.entry(metric.to_owned()).or_default(),
         };
-        match role {
-            Role::Canary => entry.0.extend(samples),
-            Role::Baseline => entry.1.extend(samples),
-        }
+        entry[role as usize].extend(samples);
     }
 
     /// Normalises every series ([`TimeSeries::from_samples`]).
     pub fn finish(mut self) -> DeploymentWindows {
-        for (metric, (canary, baseline)) in self.samples {
+        for (metric, [canary, baseline, loadtest]) in self.samples {
             self.windows.metrics.insert(
                 metric,
-                MetricSeries { canary: TimeSeries::from_samples(canary), baseline: TimeSeries::from_samples(baseline) },
+                MetricSeries {
+                    canary: TimeSeries::from_samples(canary),
+                    baseline: TimeSeries::from_samples(baseline),
+                    loadtest: TimeSeries::from_samples(loadtest),
+                },
             );
         }
         self.windows
@@ -215,6 +237,11 @@ impl FeatureSet {
         for e in &params.error_rates {
             for (stat, kind, doc) in ERROR_RATE_COLUMNS {
                 input(format!("e__{}__{stat}", e.name), *kind, format!("`{}`: {doc}", e.name));
+            }
+        }
+        for m in &params.load_tests {
+            for (stat, kind, doc) in LOAD_TEST_COLUMNS {
+                input(format!("l__{m}__{stat}"), *kind, format!("`{m}`: {doc}"));
             }
         }
         let n_inputs = columns.len();
@@ -304,6 +331,10 @@ impl FeatureSet {
                 baseline_total: e.total.as_deref().map(|t| window(t, false).unwrap_or_default()),
             };
             row.extend(error_rate_features(w, start, checkpoint).values());
+        }
+        for m in &self.params.load_tests {
+            let s = d.metrics.get(m).unwrap_or(&empty);
+            row.extend(load_test_features(s.loadtest.between(start, checkpoint), s.baseline.between(start, checkpoint)).values());
         }
         debug_assert_eq!(row.len(), self.n_inputs);
         row

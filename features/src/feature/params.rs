@@ -25,6 +25,11 @@ pub struct FeatureParams {
     pub max_pair_gap: String,
     /// Error-rate pairs of counters compared with a count test.
     pub error_rates: Vec<ErrorRateSpec>,
+    /// Metrics with load-test columns `l__<metric>__*`: samples of role `loadtest` (the new
+    /// version under synthetic load at the full-traffic rate) against the baseline's. Left out
+    /// of a spec when empty, so specs written before it read the same.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub load_tests: Vec<String>,
 }
 
 /// An error-rate pair: an error counter and (optionally) the request counter it divides.
@@ -50,6 +55,7 @@ impl Default for FeatureParams {
             ewma_l: EwmaParams::default().l,
             max_pair_gap: "60s".into(),
             error_rates: Vec::new(),
+            load_tests: Vec::new(),
         }
     }
 }
@@ -64,6 +70,8 @@ pub struct ValidFeatureParams {
     pub ewma: EwmaParams,
     pub max_pair_gap_us: i64,
     pub error_rates: Vec<ErrorRateSpec>,
+    /// Sorted, distinct.
+    pub load_tests: Vec<String>,
 }
 
 fn bad(field: &str, message: impl Into<String>) -> Error {
@@ -107,6 +115,12 @@ impl FeatureParams {
         }
         metrics.sort();
         metrics.dedup();
+        let mut load_tests = self.load_tests.clone();
+        if load_tests.iter().any(|m| m.is_empty()) {
+            return Err(bad("load_tests", "a metric name is empty"));
+        }
+        load_tests.sort();
+        load_tests.dedup();
         let mut names = std::collections::HashSet::new();
         for e in &self.error_rates {
             if e.name.is_empty() || !e.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -126,6 +140,7 @@ impl FeatureParams {
             ewma: EwmaParams { lambda: self.ewma_lambda, l: self.ewma_l },
             max_pair_gap_us,
             error_rates: self.error_rates.clone(),
+            load_tests,
         })
     }
 }

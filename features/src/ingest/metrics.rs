@@ -34,8 +34,9 @@
 //! `,` and `=` escaped by a `\` in names and values. `service`, `deployment` and `role` are
 //! filled from the first label of [`LabelAliases`] present, and stay in `labels` too. `service`
 //! falls back to [`MetricsOptions::default_service`], then `unknown`. `role` is `canary`,
-//! `baseline` or `primary` (a `stable` value means `primary`), matched case-insensitively; any
-//! other value leaves `role` null.
+//! `baseline`, `primary` (a `stable` value means `primary`) or `loadtest` (the new version under
+//! synthetic load at the full-traffic rate; `load-test` and `load_test` mean it too), matched
+//! case-insensitively; any other value leaves `role` null.
 
 use std::collections::HashSet;
 
@@ -269,7 +270,7 @@ fn first_alias<'a>(labels: &'a [(String, String)], names: &[String]) -> Option<&
 }
 
 /// The `role` column for a role label value: `canary`, `baseline`, `primary` (or `stable`),
-/// case-insensitively; anything else is no role.
+/// `loadtest` (or `load-test`, `load_test`), case-insensitively; anything else is no role.
 fn role_of(value: &str) -> Option<&'static str> {
     let v = value.trim();
     if v.eq_ignore_ascii_case("canary") {
@@ -278,6 +279,8 @@ fn role_of(value: &str) -> Option<&'static str> {
         Some("baseline")
     } else if v.eq_ignore_ascii_case("primary") || v.eq_ignore_ascii_case("stable") {
         Some("primary")
+    } else if ["loadtest", "load-test", "load_test"].iter().any(|r| v.eq_ignore_ascii_case(r)) {
+        Some("loadtest")
     } else {
         None
     }
@@ -949,6 +952,7 @@ mod tests {
     fn roles_and_aliases() {
         assert_eq!(role_of("Canary"), Some("canary"));
         assert_eq!(role_of("stable"), Some("primary"));
+        assert_eq!(role_of("Load-Test"), Some("loadtest"));
         assert_eq!(role_of("blue"), None);
         let labels = vec![("app".to_string(), "a".to_string()), ("job".to_string(), "j".to_string())];
         assert_eq!(first_alias(&labels, &LabelAliases::default().service), Some("a"));

@@ -46,7 +46,9 @@ schema_docs`; do not edit by hand. One row per deployment × checkpoint, partiti
 `service=…/`, keyed by `deployment_id` and `checkpoint_at` (timestamp, UTC); the columns and
 their hash are also written to `features/_schema.json` beside the data. `<metric>` stands for
 every metric that becomes a feature (`[features] metrics`, or every metric with canary or
-baseline samples except counters), `<name>` for every `[[features.error_rates]]` pair.
+baseline samples except counters), `<name>` for every `[[features.error_rates]]` pair, `<load>`
+for every metric of `[features] load_tests` (samples of role `loadtest`: the new version under
+synthetic load at the full-traffic rate, compared with the baseline's live samples).
 
 Every column may be null, and null is the NODATA state, never a NaN. A row sees nothing after
 its checkpoint: samples up to it, the traffic step in force at it, and only the deployments that
@@ -59,7 +61,7 @@ every change feature null; a metric of one side only → `m__<metric>__state = b
 `duplicates`; clock skew between canary and baseline → each side cut by its own clock, the trend
 pairing samples at most `max_pair_gap` apart (`trend_pairs` says how many), null under 3 pairs;
 ±Inf samples → ranked by the Mann-Whitney test, left out of the averaging statistics, counted in
-`infinite`.
+`infinite`; no load test in the window → `l__<load>__state = no_data`, only `n` (0) filled.
 
 ";
 
@@ -70,6 +72,7 @@ fn feature_docs_are_current() {
     params.error_rates = vec![ErrorRateSpec { name: "<name>".into(), errors: "errors".into(), total: Some("requests".into()) }];
     let mut valid = FeatureParams::default().check().unwrap();
     valid.error_rates = params.error_rates;
+    valid.load_tests = vec!["<load>".into()];
     let set = FeatureSet::new(valid, ["<metric>".to_string()]);
     let mut text = String::from(FEATURES_INTRO);
     text.push_str("| column | kind | role | meaning |\n|---|---|---|---|\n");

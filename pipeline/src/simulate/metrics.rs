@@ -3,6 +3,11 @@
 //! deployment, one per line, each with a series per role (`canary`, `baseline`, `primary`)
 //! labelled with `service`, `deployment` and `role`.
 //!
+//! Most deployments (nine in ten) also run a load test of the new version at the canary start:
+//! for [`LOAD_TEST_MINUTES`] its pods get synthetic traffic at the full (100 %) rate, and the
+//! series come back with `role="loadtest"`. A failure shows there as it would at 100 % traffic
+//! (the saturation mode included), so it is the only early sign of a saturation.
+//!
 //! Traffic per role follows the canary's weight: the canary gets `w` %, the baseline (a fresh
 //! copy of the old version) `min(w, (100 − w)/2)` %, the primary the rest. Replicas scale with
 //! the share, so the load per pod — and so CPU, memory and saturation — is the same in every role;
@@ -66,6 +71,7 @@ enum Role {
     Canary,
     Baseline,
     Primary,
+    LoadTest,
 }
 
 impl Role {
@@ -74,6 +80,7 @@ impl Role {
             Role::Canary => "canary",
             Role::Baseline => "baseline",
             Role::Primary => "primary",
+            Role::LoadTest => "loadtest",
         }
     }
 }
@@ -86,6 +93,12 @@ struct RoleSeries {
 
 /// Minutes of primary data before the canary starts (the analysis window's lead-in).
 const LEAD_IN_MIN: i64 = 10;
+
+/// Minutes of a load test, from the canary start.
+pub const LOAD_TEST_MINUTES: i64 = 5;
+
+/// The share of deployments whose pipeline runs a load test.
+pub const LOAD_TEST_SHARE: f64 = 0.9;
 
 /// Generates the samples of one deployment and appends its responses (one line per metric) to
 /// `out`; returns the number of samples written.
@@ -102,12 +115,18 @@ pub fn write_deployment(
     let grid = |t: i64| t.div_euclid(step) * step;
     let first = grid(d.start + step - 1); // first grid point at or after the start
     let full = d.full_at();
-    let mut roles = Vec::with_capacity(3);
-    for role in [Role::Canary, Role::Baseline, Role::Primary] {
+    let mut roles = Vec::with_capacity(4);
+    // The load test comes last, so that the other roles' samples do not depend on it.
+    for role in [Role::Canary, Role::Baseline, Role::Primary, Role::LoadTest] {
+        if role == Role::LoadTest && !rng.bernoulli(LOAD_TEST_SHARE) {
+            continue;
+        }
         let (from, to) = match role {
             Role::Canary => (first, d.end),
             Role::Baseline => (first, full),
             Role::Primary => (grid(d.start - LEAD_IN_MIN * US_PER_MIN), full),
+            // Its own pods, with the per-pod load of the time, at the full-traffic rate.
+            Role::LoadTest => (first, first + LOAD_TEST_MINUTES * US_PER_MIN),
         };
         let noisy = role == Role::Canary && d.bait == Bait::Noisy;
         let mut counters = match role {
@@ -120,8 +139,9 @@ pub fn write_deployment(
         let mut points = Vec::new();
         let mut t = from;
         while t <= to {
-            let w = d.weight_at(t);
+            let w = if role == Role::LoadTest { 100.0 } else { d.weight_at(t) };
             let share = match role {
+                Role::LoadTest => 1.0,
                 Role::Canary => w / 100.0,
                 Role::Baseline => w.min((100.0 - w) / 2.0) / 100.0,
                 Role::Primary => {
@@ -133,7 +153,8 @@ pub fn write_deployment(
                 }
             };
             let mut values = sample(rng, sm, traffic, t, step_s, share, noisy, role == Role::Primary);
-            if role == Role::Canary {
+            // The load test shows the failure as it is at 100 % traffic, and no bait.
+            if role == Role::Canary || role == Role::LoadTest {
                 apply_failure(rng, d, sm, t, w, &mut values);
                 if noisy {
                     let minute = (t - d.start) / US_PER_MIN;

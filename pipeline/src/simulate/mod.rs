@@ -621,6 +621,9 @@ checkpoints = ["5m", "10m", "20m", "30m", "40m", "50m"]
 # the two latency quantiles, http_requests_error_ratio, process_resident_memory_bytes,
 # worker_saturation_ratio); the counters feed the error-rate pair below.
 max_pair_gap = "60s"
+# Nine deployments in ten run a 5-minute load test of the new version at the full-traffic rate
+# from the canary start (series with role="loadtest"): these metrics compare it with the baseline.
+load_tests = ["http_request_duration_seconds_p99", "http_requests_error_ratio", "worker_saturation_ratio"]
 
 [[features.error_rates]]
 name = "http_errors"

@@ -216,7 +216,7 @@ fn score_request(i: usize, d: &Deployment, minute: i64) -> omen_serve::proto::Sc
                     .map(|(_, _, ts, v)| proto::Sample { time: *ts as f64, value: *v })
                     .collect()
             };
-            proto::MetricSamples { metric: name.into(), labels: Default::default(), canary: pick(Role::Canary), baseline: pick(Role::Baseline) }
+            proto::MetricSamples { metric: name.into(), labels: Default::default(), canary: pick(Role::Canary), baseline: pick(Role::Baseline), loadtest: vec![] }
         })
         .collect();
     proto::ScoreRequest {

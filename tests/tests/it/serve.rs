@@ -166,13 +166,13 @@ pub(crate) fn request(inputs: &Path, id: &str, checkpoint: i64) -> proto::ScoreR
         let e = metrics.entry(key).or_insert_with(|| proto::MetricSamples {
             metric: s.metric.clone(),
             labels: s.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            canary: vec![],
-            baseline: vec![],
+            ..Default::default()
         });
         let sample = proto::Sample { time: s.ts as f64 / 1e6, value: s.value };
         match role {
             omen_features::feature::Role::Canary => e.canary.push(sample),
             omen_features::feature::Role::Baseline => e.baseline.push(sample),
+            omen_features::feature::Role::LoadTest => e.loadtest.push(sample),
         }
     }
     let mut metrics: Vec<proto::MetricSamples> = metrics.into_values().collect();
@@ -547,6 +547,7 @@ fn a_performance_champion_adds_predictions_at_full_traffic_with_intervals() {
                 labels: Default::default(),
                 canary: series(1.0, m),
                 baseline: series(1.0, m + 1),
+                loadtest: vec![],
             })
             .collect(),
         current_weight: 10.0,

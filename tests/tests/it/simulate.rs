@@ -325,6 +325,18 @@ fn check_modes(f: &DataFrame, mode: &[&str], bait: &[&str], minute: &[i64]) {
     let r = rows("saturation", 40);
     assert!(r.iter().all(|&i| sat_full[i] > 1.3 * sat_base[i]), "saturation not visible at 100 %");
     assert!(share(&h40, |i| sat_full[i] < 1.3 * sat_base[i]) >= 0.9, "healthy canaries saturate at 100 %");
+
+    // ...but the load test at the full-traffic rate shows it from the first checkpoint (where one
+    // ran: nine deployments in ten), and shows nothing of the kind for a healthy version.
+    let state = col_str(f, "l__worker_saturation_ratio__state");
+    let shift = c("l__worker_saturation_ratio__shift");
+    let tested = |r: Vec<usize>| -> Vec<usize> { r.into_iter().filter(|&i| state[i].as_deref() == Some("ok")).collect() };
+    let (sat5, healthy5) = (tested(rows("saturation", 5)), tested(rows("none", 5)));
+    assert!(!sat5.is_empty() && healthy5.len() * 10 >= rows("none", 5).len() * 7, "load tests: {} saturations, {} healthy", sat5.len(), healthy5.len());
+    assert!(sat5.iter().all(|&i| shift[i] > 0.2), "saturation not in the load test: {:?}", sat5.iter().map(|&i| shift[i]).collect::<Vec<_>>());
+    assert!(share(&healthy5, |i| shift[i].abs() < 0.1) >= 0.95, "healthy versions saturate under the load test");
+    let untested = (0..state.len()).filter(|&i| state[i].as_deref() == Some("no_data")).count();
+    assert!(untested > 0 && untested * 5 < state.len(), "{untested} of {} rows without a load test", state.len());
 }
 
 /// False-alarm bait: a missing metric is `canary_missing`, a scrape gap leaves fewer samples.
