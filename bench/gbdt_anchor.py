@@ -34,22 +34,33 @@ def gen(a):
 
 
 def load(a):
-    """The same rows as `omen train`: files in path order (a folder is a dataset), rows ordered
-    by the time column (stable), unlabelled rows dropped, numeric and boolean columns as
-    features; the last `holdout` of the rows for testing, the last tenth of the rest (omen's
-    calibration split) left out of training."""
+    """The same rows and inputs as `omen train`: files in path order (a folder is a dataset),
+    rows ordered by the time column (stable), unlabelled rows dropped, numeric and boolean
+    columns as features, and the string inputs an omen feature folder's `_schema.json` names
+    (the `…__state` columns, which omen one-hot encodes) as categorical features (integer codes,
+    null missing), unless `--numeric-only`; the last `holdout` of the rows for testing, the last
+    tenth of the rest (omen's calibration split) left out of training. Returns the splits and the
+    indices of the categorical columns."""
     import os
     paths = [a.table]
     if os.path.isdir(a.table):
         paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(a.table) for f in fs if f.endswith(".parquet"))
     t = pa.concat_tables([pq.read_table(p) for p in paths], promote_options="default")
     # An omen feature folder names its labels (outcomes, never inputs) in _schema.json.
-    labels = set()
+    labels, strings = set(), set()
     if os.path.isdir(a.table) and os.path.exists(os.path.join(a.table, "_schema.json")):
-        labels = {c["name"] for c in json.load(open(os.path.join(a.table, "_schema.json")))["columns"] if c.get("label")}
+        columns = json.load(open(os.path.join(a.table, "_schema.json")))["columns"]
+        labels = {c["name"] for c in columns if c.get("label")}
+        if not a.numeric_only:
+            strings = {c["name"] for c in columns if not c.get("label") and c.get("kind") == "str"}
     names = [c for c in t.column_names if c not in (a.label, a.time_column) and c not in labels
              and (pa.types.is_integer(t.schema.field(c).type) or pa.types.is_floating(t.schema.field(c).type)
-                  or pa.types.is_boolean(t.schema.field(c).type))]
+                  or pa.types.is_boolean(t.schema.field(c).type) or c in strings)]
+    for c in names:
+        if c in strings:  # integer codes of the distinct values, null stays null
+            codes = pa.chunked_array(t.column(c).cast(pa.string())).dictionary_encode().combine_chunks().indices
+            t = t.set_column(t.column_names.index(c), c, codes.cast(pa.float64()))
+    categorical = [j for j, c in enumerate(names) if c in strings]
     t = t.select(names + [a.label] + ([a.time_column] if a.time_column else []))
     if a.time_column:
         order = np.argsort(t.column(a.time_column).to_numpy(zero_copy_only=False), kind="stable")
@@ -62,7 +73,7 @@ def load(a):
     n_test = int(round(n * a.holdout))
     n_fit = n - n_test
     n_train = n_fit - n_fit // 10
-    return x[:n_train], y[:n_train], x[n_fit:], y[n_fit:]
+    return x[:n_train], y[:n_train], x[n_fit:], y[n_fit:], categorical
 
 
 def auc(y, p):
@@ -82,13 +93,13 @@ def latency(predict_one, row, reps=2000):
 
 
 def run(a):
-    xt, yt, xh, yh = load(a)
+    xt, yt, xh, yh, categorical = load(a)
     if a.cmd == "lightgbm":
         import lightgbm as lgb
         params = {"objective": "binary", "num_leaves": 31, "learning_rate": 0.1, "max_bin": 255,
                   "min_data_in_leaf": 20, "num_threads": 2, "verbose": -1, "seed": 1, "deterministic": True}
         t = time.perf_counter()
-        ds = lgb.Dataset(xt, yt, params={"max_bin": 255, "verbose": -1})
+        ds = lgb.Dataset(xt, yt, params={"max_bin": 255, "verbose": -1}, categorical_feature=categorical or "auto")
         booster = lgb.train(params, ds, num_boost_round=a.rounds)
         train_s = time.perf_counter() - t
         t = time.perf_counter()
@@ -98,16 +109,17 @@ def run(a):
     else:
         import xgboost as xgb
         t = time.perf_counter()
-        dtrain = xgb.DMatrix(xt, label=yt, nthread=2)
+        types = ["c" if j in categorical else "q" for j in range(xt.shape[1])] if categorical else None
+        dtrain = xgb.DMatrix(xt, label=yt, nthread=2, feature_types=types, enable_categorical=bool(categorical))
         booster = xgb.train({"objective": "binary:logistic", "tree_method": "hist", "max_leaves": 31, "grow_policy": "lossguide",
                              "max_depth": 0, "eta": 0.1, "max_bin": 256, "nthread": 2, "seed": 1}, dtrain, num_boost_round=a.rounds)
         train_s = time.perf_counter() - t
-        dh = xgb.DMatrix(xh, nthread=2)
+        dh = xgb.DMatrix(xh, nthread=2, feature_types=types, enable_categorical=bool(categorical))
         t = time.perf_counter()
         p = booster.predict(dh)
         batch_s = time.perf_counter() - t
-        one = latency(lambda r: booster.inplace_predict(r), xh[:1])
-    print(json.dumps({"anchor": a.cmd, "train_seconds": train_s, "auc": auc(yh, p), "rows_test": len(yh),
+        one = latency(lambda r: booster.inplace_predict(r), xh[:1]) if not categorical else float("nan")
+    print(json.dumps({"anchor": a.cmd, "train_seconds": train_s, "auc": auc(yh, p), "rows_test": len(yh), "categorical": len(categorical),
                       "batch_seconds": batch_s, "single_row_us": one * 1e6}))
 
 
@@ -122,6 +134,8 @@ def main():
     ap.add_argument("--holdout", type=float, default=0.2)
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--time-column", dest="time_column", default=None)
+    ap.add_argument("--numeric-only", dest="numeric_only", action="store_true",
+                    help="leave out the string (state) inputs omen one-hot encodes")
     a = ap.parse_args()
     if a.cmd == "gen":
         a.out = a.path

@@ -362,10 +362,15 @@ impl<'a> Grow<'a> {
     }
 
     fn best_split_of(&self, features: &[usize], hist: &Hist, sum: Side) -> Option<Split> {
-        // Row counts of a candidate side, from its hessian sum (LightGBM's estimate).
+        // Row counts from hessian sums (LightGBM's estimate): each bin's count is its hessian
+        // times the leaf's rows per unit of hessian, rounded, and a side's count is the sum of its
+        // bins' counts. LightGBM scans from the right when the missing values go left (and for
+        // a feature without any), estimating the right side and leaving the rest to the left;
+        // from the left when they go right. The same counts give the same splits near
+        // `min_data_in_leaf`.
         let per_hess = if sum.h > 0.0 { sum.c as f64 / sum.h } else { 0.0 };
         // (x + ½) truncated: rounding without a libm call (x ≥ 0).
-        let count = |h: f64| (((h * per_hess).max(0.0) + 0.5) as u32).min(sum.c);
+        let count = |h: f64| ((h * per_hess).max(0.0) + 0.5) as u32;
         let parent = leaf_gain(sum.g, sum.h, self.l1, self.l2);
         let mut best: Option<Split> = None;
         for &f in features {
@@ -374,7 +379,10 @@ impl<'a> Grow<'a> {
             let h = &hist[o..o + nb + 1];
             let miss = h[nb];
             let has_missing = miss.h > 0.0 || miss.g != 0.0;
+            let values: u32 = h[..nb].iter().map(|b| count(b.h)).sum();
             let mut acc = Bin::default();
+            // Estimated rows of the value bins so far (the left side's, missing values apart).
+            let mut acc_c = 0u32;
             // Every value bin, the last included: "every value left, missing right" is a split.
             for (b, bin) in h[..nb].iter().enumerate() {
                 // An empty bin moves no row: the candidate equals the previous one.
@@ -383,19 +391,22 @@ impl<'a> Grow<'a> {
                 }
                 acc.g += bin.g;
                 acc.h += bin.h;
-                // Rows on the left with the missing values on the right, and with them left.
-                let (c_acc, c_with_missing) = (count(acc.h), count(acc.h + miss.h));
+                acc_c += count(bin.h);
+                // Missing values left (or none): the right side is the value bins after b.
+                let left_of_right = sum.c.saturating_sub(values - acc_c);
+                // Missing values right: the left side is the value bins up to b.
+                let left_of_left = if has_missing { acc_c } else { 0 };
                 // Too few rows on the left for any direction yet.
-                if c_with_missing < self.min_data_in_leaf {
+                if left_of_right.max(left_of_left) < self.min_data_in_leaf {
                     continue;
                 }
-                // Too few on the right even with the missing values left: only worse from here.
-                if sum.c - c_acc < self.min_data_in_leaf && sum.c - c_with_missing < self.min_data_in_leaf {
+                // Too few on the right in every direction: only worse from here.
+                if values - acc_c < self.min_data_in_leaf && sum.c.saturating_sub(left_of_left) < self.min_data_in_leaf {
                     break;
                 }
                 let mut consider = |default_left: bool, lg: f64, lh: f64, lc: u32| {
                     let left = Side { g: lg, h: lh, c: lc };
-                    let right = Side { g: sum.g - lg, h: sum.h - lh, c: sum.c - left.c };
+                    let right = Side { g: sum.g - lg, h: sum.h - lh, c: sum.c.saturating_sub(lc) };
                     if left.c < self.min_data_in_leaf || right.c < self.min_data_in_leaf {
                         return;
                     }
@@ -408,9 +419,27 @@ impl<'a> Grow<'a> {
                         best = Some(Split { feature: f, bin: b as u8, default_left, gain, left, right });
                     }
                 };
-                consider(false, acc.g, acc.h, c_acc);
                 if has_missing {
-                    consider(true, acc.g + miss.g, acc.h + miss.h, c_with_missing);
+                    consider(false, acc.g, acc.h, left_of_left);
+                    consider(true, acc.g + miss.g, acc.h + miss.h, left_of_right);
+                } else {
+                    consider(false, acc.g, acc.h, left_of_right);
+                }
+            }
+        }
+        // Bins between the last one on the left and the first on the right hold no row of this
+        // leaf, so every threshold among them splits its rows alike; they differ only for new
+        // values. As LightGBM, put it just below the first bin on the right (unseen values in the
+        // gap go left), except for a split that sends the missing values right when the feature
+        // has some, where LightGBM's forward scan keeps the lowest.
+        if let Some(s) = best.as_mut() {
+            let (nb, o) = (self.mappers[s.feature].value_bins(), self.offsets[s.feature]);
+            let h = &hist[o..o + nb + 1];
+            let has_missing = h[nb].h > 0.0 || h[nb].g != 0.0;
+            if s.default_left || !has_missing {
+                let first_right = (s.bin as usize + 1..nb).find(|&b| h[b].h != 0.0 || h[b].g != 0.0);
+                if let Some(r) = first_right {
+                    s.bin = (r - 1) as u8;
                 }
             }
         }
@@ -688,5 +717,33 @@ mod tests {
         for (k, (a, b)) in halves.iter().zip(&one).enumerate() {
             assert_eq!((a.g.to_bits(), a.h.to_bits()), (b.g.to_bits(), b.h.to_bits()), "bin {k}");
         }
+    }
+
+    /// A split's threshold sits just below the first bin with rows on the right, as LightGBM's
+    /// (the bins between hold no row of the leaf, so only unseen values see the difference);
+    /// and near `min_data_in_leaf` the right side's rows are the sum of its bins' rounded
+    /// estimates, as LightGBM counts them when it scans from the right.
+    #[test]
+    fn thresholds_and_counts_follow_lightgbm() {
+        let x: Vec<f64> = (0..40).map(|i| (i % 4) as f64).collect();
+        let mappers = fit_mappers(&x, 40, 1, 255, 40, 1);
+        assert_eq!(mappers[0].value_bins(), 4);
+        let binned = bin_matrix(&x, 40, &mappers);
+        let gh = vec![[0.0f32, 1.0]; 40];
+        let pool = HistPool::default();
+        let mut grow = learner(&binned, &mappers, &gh, &[0], &pool);
+        let bin = |g: f64, h: f64| Bin { g, h };
+        // A leaf whose rows have the values 0 and 3 only: any threshold in [0, 3) splits them.
+        let hist = vec![bin(-5.0, 5.0), bin(0.0, 0.0), bin(0.0, 0.0), bin(5.0, 5.0), bin(0.0, 0.0)];
+        let split = grow.best_split_of(&[0], &hist, Side { g: 0.0, h: 10.0, c: 10 }).unwrap();
+        assert_eq!((split.bin, split.left.c, split.right.c), (2, 5, 5));
+        // 40 rows, one per unit of hessian: 24.25 in bin 0, then three bins of 5.25 (5 rows
+        // each), so the right side of a split after bin 0 counts 15 rows, not round(15.75) = 16.
+        grow.min_data_in_leaf = 16;
+        let hist = vec![bin(-3.0, 24.25), bin(1.0, 5.25), bin(1.0, 5.25), bin(1.0, 5.25), bin(0.0, 0.0)];
+        assert!(grow.best_split_of(&[0], &hist, Side { g: 0.0, h: 40.0, c: 40 }).is_none());
+        grow.min_data_in_leaf = 15;
+        let split = grow.best_split_of(&[0], &hist, Side { g: 0.0, h: 40.0, c: 40 }).unwrap();
+        assert_eq!((split.bin, split.left.c, split.right.c), (0, 25, 15));
     }
 }
