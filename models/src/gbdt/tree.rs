@@ -362,85 +362,76 @@ impl<'a> Grow<'a> {
     }
 
     fn best_split_of(&self, features: &[usize], hist: &Hist, sum: Side) -> Option<Split> {
-        // Row counts from hessian sums (LightGBM's estimate): each bin's count is its hessian
-        // times the leaf's rows per unit of hessian, rounded, and a side's count is the sum of its
-        // bins' counts. LightGBM scans from the right when the missing values go left (and for
-        // a feature without any), estimating the right side and leaving the rest to the left;
-        // from the left when they go right. The same counts give the same splits near
-        // `min_data_in_leaf`.
+        // LightGBM's search, so that the same histograms give the same splits: a scan from the
+        // right with the missing values (if any) on the left, then, for a feature with missing
+        // values in the leaf, a scan from the left with them on the right; a later candidate
+        // replaces the best only with a strictly larger gain. A side's row count is the sum of its
+        // bins' counts, each estimated from its hessian (times the leaf's rows per unit of
+        // hessian, rounded), the other side the rest of the leaf's rows. From the right, a
+        // threshold lands just below the first bin with rows on the right: the bins in a gap hold
+        // no row of the leaf, and unseen values there go left.
         let per_hess = if sum.h > 0.0 { sum.c as f64 / sum.h } else { 0.0 };
         // (x + ½) truncated: rounding without a libm call (x ≥ 0).
         let count = |h: f64| ((h * per_hess).max(0.0) + 0.5) as u32;
         let parent = leaf_gain(sum.g, sum.h, self.l1, self.l2);
         let mut best: Option<Split> = None;
+        let mut consider = |f: usize, bin: usize, default_left: bool, lg: f64, lh: f64, lc: u32| {
+            let left = Side { g: lg, h: lh, c: lc };
+            let right = Side { g: sum.g - lg, h: sum.h - lh, c: sum.c - lc };
+            let gain = leaf_gain(left.g, left.h, self.l1, self.l2) + leaf_gain(right.g, right.h, self.l1, self.l2) - parent;
+            // A gain within rounding of 0 (a pure leaf) is no gain.
+            if gain > self.min_gain && gain > 1e-10 * parent.abs().max(1e-300) && best.is_none_or(|s| gain > s.gain) {
+                best = Some(Split { feature: f, bin: bin as u8, default_left, gain, left, right });
+            }
+        };
+        let (min_c, min_h) = (self.min_data_in_leaf, self.min_sum_hessian);
         for &f in features {
             let nb = self.mappers[f].value_bins();
             let o = self.offsets[f];
             let h = &hist[o..o + nb + 1];
             let miss = h[nb];
             let has_missing = miss.h > 0.0 || miss.g != 0.0;
-            let values: u32 = h[..nb].iter().map(|b| count(b.h)).sum();
-            let mut acc = Bin::default();
-            // Estimated rows of the value bins so far (the left side's, missing values apart).
-            let mut acc_c = 0u32;
-            // Every value bin, the last included: "every value left, missing right" is a split.
-            for (b, bin) in h[..nb].iter().enumerate() {
-                // An empty bin moves no row: the candidate equals the previous one.
-                if bin.h == 0.0 && bin.g == 0.0 && b + 1 < nb {
+            // An empty bin moves no row: its candidate equals the one before it in the scan.
+            let empty = |b: &Bin| b.h == 0.0 && b.g == 0.0;
+            // From the right: bins t.. go right, the threshold is bin t − 1.
+            let (mut rg, mut rh, mut rc) = (0.0, 0.0, 0u32);
+            for t in (1..nb).rev() {
+                if empty(&h[t]) {
                     continue;
                 }
-                acc.g += bin.g;
-                acc.h += bin.h;
-                acc_c += count(bin.h);
-                // Missing values left (or none): the right side is the value bins after b.
-                let left_of_right = sum.c.saturating_sub(values - acc_c);
-                // Missing values right: the left side is the value bins up to b.
-                let left_of_left = if has_missing { acc_c } else { 0 };
-                // Too few rows on the left for any direction yet.
-                if left_of_right.max(left_of_left) < self.min_data_in_leaf {
+                rg += h[t].g;
+                rh += h[t].h;
+                rc += count(h[t].h);
+                if rc < min_c || rh < min_h {
                     continue;
                 }
-                // Too few on the right in every direction: only worse from here.
-                if values - acc_c < self.min_data_in_leaf && sum.c.saturating_sub(left_of_left) < self.min_data_in_leaf {
+                // Too few on the left: only fewer from here.
+                if rc > sum.c || sum.c - rc < min_c || sum.h - rh < min_h {
                     break;
                 }
-                let mut consider = |default_left: bool, lg: f64, lh: f64, lc: u32| {
-                    let left = Side { g: lg, h: lh, c: lc };
-                    let right = Side { g: sum.g - lg, h: sum.h - lh, c: sum.c.saturating_sub(lc) };
-                    if left.c < self.min_data_in_leaf || right.c < self.min_data_in_leaf {
-                        return;
-                    }
-                    if left.h < self.min_sum_hessian || right.h < self.min_sum_hessian {
-                        return;
-                    }
-                    let gain = leaf_gain(left.g, left.h, self.l1, self.l2) + leaf_gain(right.g, right.h, self.l1, self.l2) - parent;
-                    // A gain within rounding of 0 (a pure leaf) is no gain.
-                    if gain > self.min_gain && gain > 1e-10 * parent.abs().max(1e-300) && best.is_none_or(|s| gain > s.gain) {
-                        best = Some(Split { feature: f, bin: b as u8, default_left, gain, left, right });
-                    }
-                };
-                if has_missing {
-                    consider(false, acc.g, acc.h, left_of_left);
-                    consider(true, acc.g + miss.g, acc.h + miss.h, left_of_right);
-                } else {
-                    consider(false, acc.g, acc.h, left_of_right);
-                }
+                // The missing values go left, as LightGBM's default, also when this leaf has none.
+                consider(f, t - 1, true, sum.g - rg, sum.h - rh, sum.c - rc);
             }
-        }
-        // Bins between the last one on the left and the first on the right hold no row of this
-        // leaf, so every threshold among them splits its rows alike; they differ only for new
-        // values. As LightGBM, put it just below the first bin on the right (unseen values in the
-        // gap go left), except for a split that sends the missing values right when the feature
-        // has some, where LightGBM's forward scan keeps the lowest.
-        if let Some(s) = best.as_mut() {
-            let (nb, o) = (self.mappers[s.feature].value_bins(), self.offsets[s.feature]);
-            let h = &hist[o..o + nb + 1];
-            let has_missing = h[nb].h > 0.0 || h[nb].g != 0.0;
-            if s.default_left || !has_missing {
-                let first_right = (s.bin as usize + 1..nb).find(|&b| h[b].h != 0.0 || h[b].g != 0.0);
-                if let Some(r) = first_right {
-                    s.bin = (r - 1) as u8;
+            if !has_missing {
+                continue;
+            }
+            // From the left, the missing values right: bins ..=t go left ("every value left" is
+            // a split too).
+            let (mut lg, mut lh, mut lc) = (0.0, 0.0, 0u32);
+            for (t, bin) in h[..nb].iter().enumerate() {
+                if empty(bin) {
+                    continue;
                 }
+                lg += bin.g;
+                lh += bin.h;
+                lc += count(bin.h);
+                if lc < min_c || lh < min_h {
+                    continue;
+                }
+                if lc > sum.c || sum.c - lc < min_c || sum.h - lh < min_h {
+                    break;
+                }
+                consider(f, t, false, lg, lh, lc);
             }
         }
         best
