@@ -120,9 +120,9 @@ pub async fn build_features(store: &Store, params: &FeatureParams, progress: &Pr
         let counters: Vec<&str> =
             valid.error_rates.iter().flat_map(|e| std::iter::once(e.errors.as_str()).chain(e.total.as_deref())).collect();
         // A metric with load-test samples alone is not a canary-versus-baseline feature.
-        let live: HashSet<u32> = samples.groups.keys().filter(|k| k.2 != Role::LoadTest).map(|k| k.1).collect();
-        let live = |m: &&String| metric_names.iter().position(|n| n == *m).is_some_and(|i| live.contains(&(i as u32)));
-        metric_names.iter().filter(|m| !is_counter(m) && !counters.contains(&m.as_str()) && live(m)).cloned().collect()
+        let live: HashSet<&str> =
+            samples.groups.keys().filter(|k| k.2 != Role::LoadTest).map(|k| metric_names[k.1 as usize].as_str()).collect();
+        metric_names.iter().filter(|m| !is_counter(m) && !counters.contains(&m.as_str()) && live.contains(m.as_str())).cloned().collect()
     } else {
         valid.metrics.clone()
     };

@@ -135,12 +135,12 @@ impl Role {
         }
     }
 
-    /// The value of the `role` column.
-    pub fn as_str(self) -> &'static str {
+    /// The role's place in [`WindowsBuilder`]'s per-metric sample lists.
+    fn slot(self) -> usize {
         match self {
-            Role::Canary => "canary",
-            Role::Baseline => "baseline",
-            Role::LoadTest => "loadtest",
+            Role::Canary => 0,
+            Role::Baseline => 1,
+            Role::LoadTest => 2,
         }
     }
 }
@@ -167,7 +167,7 @@ impl WindowsBuilder {
             Some(e) => e,
             None => self.samples.entry(metric.to_owned()).or_default(),
         };
-        entry[role as usize].extend(samples);
+        entry[role.slot()].extend(samples);
     }
 
     /// Normalises every series ([`TimeSeries::from_samples`]).
