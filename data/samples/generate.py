@@ -176,6 +176,15 @@ def metrics(deps):
             result.append({"metric": {"__name__": name, "app": "checkout", "track": role,
                                       "rollouts_pod_template_hash": "d-0003", "instance": f"10.0.0.{1 if role == 'canary' else 2}:8080"},
                            "values": vals})
+    # A load test of the new version at the full-traffic rate from minute 1 (role `loadtest`):
+    # its p99 well above the baseline's, one NaN. No draws, so nothing after it changes.
+    vals = []
+    for k in range(2, 12):
+        ts = (start + dt.timedelta(seconds=30 * k)).timestamp()
+        vals.append([ts, "NaN" if k == 5 else "%.6f" % (0.25 * 1.8 * (1 + 0.02 * ((k * 7) % 5 - 2)))])
+    result.append({"metric": {"__name__": "http_request_duration_seconds_p99", "app": "checkout", "track": "loadtest",
+                              "rollouts_pod_template_hash": "d-0003", "instance": "10.0.0.3:8080"},
+                   "values": vals})
     write(f"{HERE}/metrics/checkout-canary.json", json.dumps({"status": "success", "data": {"resultType": "matrix", "result": result}}))
     lines = ["# HELP process_resident_memory_bytes Resident memory size in bytes.",
              "# TYPE process_resident_memory_bytes gauge"]

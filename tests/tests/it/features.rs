@@ -129,6 +129,14 @@ fn features_of_the_samples_are_complete_documented_and_rebuilt_identically() {
     assert_eq!(value(&df, "label_failed", Kind::Bool, row), Value::Bool(Some(true)));
     // Counters are not compared as gauges unless named.
     assert!(df.column("m__http_requests_total__mwu_p").is_err());
+    // Its load test (role `loadtest`, minutes 1 to 5.5, one NaN) runs 1.8× the baseline's p99;
+    // the other deployments have none.
+    assert_eq!(value(&df, "l__http_request_duration_seconds_p99__state", Kind::Str, row), Value::Str(Some("ok".into())));
+    assert_eq!(value(&df, "l__http_request_duration_seconds_p99__n", Kind::Int, row), Value::Int(Some(9)));
+    let ratio = f("l__http_request_duration_seconds_p99__ratio");
+    assert!((1.6..2.0).contains(&ratio), "load test / baseline {ratio}");
+    let no_load_test = (0..df.height()).filter(|&i| value(&df, "l__http_request_duration_seconds_p99__state", Kind::Str, i) == Value::Str(Some("no_data".into()))).count();
+    assert_eq!(no_load_test, 24, "the four rows of d-0003 have one");
 
     // Training on the folder never sees the other labels (outcomes) as inputs.
     let t = json_ok(&omen(
