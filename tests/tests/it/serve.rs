@@ -72,10 +72,13 @@ impl Serve {
         let sink = stderr.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if line.contains("listening on") {
+                let listening = line.contains("listening on");
+                // Logged before the start is announced, so that a caller reading the log then
+                // finds the line.
+                sink.lock().unwrap().push_str(&(line + "\n"));
+                if listening {
                     let _ = tx.send(());
                 }
-                sink.lock().unwrap().push_str(&(line + "\n"));
             }
         });
         let child = ChildGuard(child);
