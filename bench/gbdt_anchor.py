@@ -4,8 +4,8 @@
   gbdt_anchor.py gen OUT.parquet [--rows 1000000] [--features 40] [--seed 1]
       a table with a non-linear signal, about 10 % positives and 5 % missing values;
       column `label` (0/1), features f00..f39, in time order (file order).
-  gbdt_anchor.py lightgbm|xgboost TABLE.parquet|FOLDER --label label [--time-column C] [--holdout 0.2] [--rounds 200]
-      trains on the rows `omen train` trains on (see `load`) with 2 threads and LightGBM's defaults
+  gbdt_anchor.py lightgbm|xgboost TABLE.parquet|FOLDER --label label [--time-column C] [--holdout 0.2] [--rounds 200] [--numeric-only]
+      trains on the rows and inputs `omen train` trains on (see `load`) with 2 threads and LightGBM's defaults
       (31 leaves, learning rate 0.1, 255 bins), prints one JSON line: train seconds, held-out
       AUC, batch and single-row prediction latency.
 """
