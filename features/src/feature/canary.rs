@@ -139,8 +139,7 @@ const MICROS_PER_MINUTE: f64 = 60_000_000.0;
 pub fn metric_features(canary: Window<'_>, baseline: Window<'_>, start: i64, params: &ValidFeatureParams) -> MetricFeatures {
     let (n_c, n_b) = (canary.count(), baseline.count());
     let state = WindowState::of(n_c, n_b);
-    let finite = |w: &Window<'_>| w.values.iter().copied().filter(|v| v.is_finite()).collect::<Vec<f64>>();
-    let (xf, yf) = (finite(&canary), finite(&baseline));
+    let (xf, yf) = (canary.finite_values(), baseline.finite_values());
     let mut f = MetricFeatures {
         state: Some(state),
         n_canary: n_c as i64,

@@ -79,8 +79,7 @@ impl LoadTestFeatures {
 /// `[start, checkpoint]`. ±Inf values are ranked by the Mann-Whitney test and left out of the
 /// means.
 pub fn load_test_features(load: Window<'_>, baseline: Window<'_>) -> LoadTestFeatures {
-    let finite = |w: &Window<'_>| w.values.iter().copied().filter(|v| v.is_finite()).collect::<Vec<f64>>();
-    let (xf, yf) = (finite(&load), finite(&baseline));
+    let (xf, yf) = (load.finite_values(), baseline.finite_values());
     let mut f = LoadTestFeatures { n: load.count() as i64, mean: stats::mean(&xf).ok(), ..Default::default() };
     let (Some(mean), Ok(base)) = (f.mean, stats::mean(&yf)) else {
         f.state = Some(if f.mean.is_none() { LoadTestState::NoData } else { LoadTestState::BaselineMissing });
@@ -89,10 +88,8 @@ pub fn load_test_features(load: Window<'_>, baseline: Window<'_>) -> LoadTestFea
     f.state = Some(LoadTestState::Ok);
     f.shift = Some(mean - base).filter(|v| v.is_finite());
     f.ratio = Some(mean / base).filter(|v| base != 0.0 && v.is_finite());
-    let nan = |v: &&f64| !v.is_nan();
-    let x: Vec<f64> = load.values.iter().filter(nan).copied().collect();
-    let y: Vec<f64> = baseline.values.iter().filter(nan).copied().collect();
-    f.prob_superiority = mann_whitney_u(&x, &y, Alternative::TwoSided).ok().map(|mw| mw.prob_superiority());
+    // The test drops NaN itself and ranks ±Inf.
+    f.prob_superiority = mann_whitney_u(load.values, baseline.values, Alternative::TwoSided).ok().map(|mw| mw.prob_superiority());
     f
 }
 

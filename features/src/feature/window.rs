@@ -122,6 +122,12 @@ impl Window<'_> {
         self.values.iter().filter(|v| !v.is_nan()).count()
     }
 
+    /// The finite values (NaN and ±Inf left out), in time order: what a statistic that averages
+    /// or subtracts reads.
+    pub fn finite_values(&self) -> Vec<f64> {
+        self.values.iter().copied().filter(|v| v.is_finite()).collect()
+    }
+
     /// Samples whose value is NaN.
     pub fn nan(&self) -> usize {
         self.values.len() - self.count()
