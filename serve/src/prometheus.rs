@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use omen_features::feature::Role;
 use serde::Deserialize;
 
 use crate::config::duration;
@@ -54,22 +55,6 @@ pub struct PromMetric {
     pub loadtest: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Side {
-    Canary,
-    Baseline,
-    LoadTest,
-}
-
-impl Side {
-    fn as_str(self) -> &'static str {
-        match self {
-            Side::Canary => "canary",
-            Side::Baseline => "baseline",
-            Side::LoadTest => "loadtest",
-        }
-    }
-}
 
 /// A configured puller.
 #[derive(Debug, Clone)]
@@ -120,21 +105,21 @@ impl Puller {
         let step = self.step.max(((end - start) / 11_000.0).ceil());
         let mut jobs = Vec::new();
         for m in &self.metrics {
-            let sides = [(Side::Canary, Some(&m.canary)), (Side::Baseline, Some(&m.baseline)), (Side::LoadTest, m.loadtest.as_ref())];
-            for (side, q) in sides.into_iter().filter_map(|(side, q)| Some((side, q?))) {
+            let roles = [(Role::Canary, Some(&m.canary)), (Role::Baseline, Some(&m.baseline)), (Role::LoadTest, m.loadtest.as_ref())];
+            for (role, q) in roles.into_iter().filter_map(|(role, q)| Some((role, q?))) {
                 let query = q.replace("$service", &escape(service)).replace("$deployment", &escape(deployment));
-                jobs.push(async move { (m.name.clone(), side, self.query_range(&query, start, end, step).await) });
+                jobs.push(async move { (m.name.clone(), role, self.query_range(&query, start, end, step).await) });
             }
         }
         let mut out = Vec::new();
-        for (name, side, result) in futures::future::join_all(jobs).await {
-            let series = result.map_err(|e| format!("prometheus {} ({} of `{name}`): {e}", self.base, side.as_str()))?;
+        for (name, role, result) in futures::future::join_all(jobs).await {
+            let series = result.map_err(|e| format!("prometheus {} ({} of `{name}`): {e}", self.base, role.as_str()))?;
             for (labels, samples) in series {
                 let mut m = proto::MetricSamples { metric: name.clone(), labels, ..Default::default() };
-                match side {
-                    Side::Canary => m.canary = samples,
-                    Side::Baseline => m.baseline = samples,
-                    Side::LoadTest => m.loadtest = samples,
+                match role {
+                    Role::Canary => m.canary = samples,
+                    Role::Baseline => m.baseline = samples,
+                    Role::LoadTest => m.loadtest = samples,
                 }
                 out.push(m);
             }

@@ -135,6 +135,15 @@ impl Role {
         }
     }
 
+    /// The value of the `role` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Canary => "canary",
+            Role::Baseline => "baseline",
+            Role::LoadTest => "loadtest",
+        }
+    }
+
     /// The role's place in [`WindowsBuilder`]'s per-metric sample lists.
     fn slot(self) -> usize {
         match self {
