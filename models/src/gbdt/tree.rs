@@ -361,18 +361,44 @@ impl<'a> Grow<'a> {
         self.best_split_of(self.features, hist, sum)
     }
 
+    /// One scan of a split search: the value bins of `h` in `order` join one side of the split,
+    /// one at a time, and `emit(bin, g, h, rows)` gets that side after each bin while both sides
+    /// keep `min_data_in_leaf` rows and `min_sum_hessian`; the scan stops once the other side has
+    /// too little. An empty bin is skipped (its candidate equals the one before it). A side's rows
+    /// are the sum of its bins' rows, each estimated from its hessian (`per_hess` rows per unit of
+    /// hessian, rounded), the other side the rest of the leaf's rows, as LightGBM counts them.
+    #[inline(always)]
+    fn scan_side(&self, h: &[Bin], order: impl Iterator<Item = usize>, sum: Side, per_hess: f64, mut emit: impl FnMut(usize, f64, f64, u32)) {
+        let (min_c, min_h) = (self.min_data_in_leaf, self.min_sum_hessian);
+        let (mut g, mut hs, mut c) = (0.0, 0.0, 0u32);
+        for t in order {
+            let bin = h[t];
+            if bin.h == 0.0 && bin.g == 0.0 {
+                continue;
+            }
+            g += bin.g;
+            hs += bin.h;
+            // (x + ½) truncated: rounding without a libm call (x ≥ 0).
+            c += ((bin.h * per_hess).max(0.0) + 0.5) as u32;
+            if c < min_c || hs < min_h {
+                continue;
+            }
+            // Too little on the other side: only less from here.
+            if c > sum.c || sum.c - c < min_c || sum.h - hs < min_h {
+                break;
+            }
+            emit(t, g, hs, c);
+        }
+    }
+
     fn best_split_of(&self, features: &[usize], hist: &Hist, sum: Side) -> Option<Split> {
         // LightGBM's search, so that the same histograms give the same splits: a scan from the
         // right with the missing values (if any) on the left, then, for a feature with missing
         // values in the leaf, a scan from the left with them on the right; a later candidate
-        // replaces the best only with a strictly larger gain. A side's row count is the sum of its
-        // bins' counts, each estimated from its hessian (times the leaf's rows per unit of
-        // hessian, rounded), the other side the rest of the leaf's rows. From the right, a
-        // threshold lands just below the first bin with rows on the right: the bins in a gap hold
-        // no row of the leaf, and unseen values there go left.
+        // replaces the best only with a strictly larger gain; row counts as in `scan_side`. From
+        // the right, a threshold lands just below the first bin with rows on the right: the bins
+        // in a gap hold no row of the leaf, and unseen values there go left.
         let per_hess = if sum.h > 0.0 { sum.c as f64 / sum.h } else { 0.0 };
-        // (x + ½) truncated: rounding without a libm call (x ≥ 0).
-        let count = |h: f64| ((h * per_hess).max(0.0) + 0.5) as u32;
         let parent = leaf_gain(sum.g, sum.h, self.l1, self.l2);
         let mut best: Option<Split> = None;
         let mut consider = |f: usize, bin: usize, default_left: bool, lg: f64, lh: f64, lc: u32| {
@@ -384,54 +410,18 @@ impl<'a> Grow<'a> {
                 best = Some(Split { feature: f, bin: bin as u8, default_left, gain, left, right });
             }
         };
-        let (min_c, min_h) = (self.min_data_in_leaf, self.min_sum_hessian);
         for &f in features {
             let nb = self.mappers[f].value_bins();
             let o = self.offsets[f];
             let h = &hist[o..o + nb + 1];
             let miss = h[nb];
-            let has_missing = miss.h > 0.0 || miss.g != 0.0;
-            // An empty bin moves no row: its candidate equals the one before it in the scan.
-            let empty = |b: &Bin| b.h == 0.0 && b.g == 0.0;
-            // From the right: bins t.. go right, the threshold is bin t − 1.
-            let (mut rg, mut rh, mut rc) = (0.0, 0.0, 0u32);
-            for t in (1..nb).rev() {
-                if empty(&h[t]) {
-                    continue;
-                }
-                rg += h[t].g;
-                rh += h[t].h;
-                rc += count(h[t].h);
-                if rc < min_c || rh < min_h {
-                    continue;
-                }
-                // Too few on the left: only fewer from here.
-                if rc > sum.c || sum.c - rc < min_c || sum.h - rh < min_h {
-                    break;
-                }
-                // The missing values go left, as LightGBM's default, also when this leaf has none.
-                consider(f, t - 1, true, sum.g - rg, sum.h - rh, sum.c - rc);
-            }
-            if !has_missing {
-                continue;
-            }
-            // From the left, the missing values right: bins ..=t go left ("every value left" is
-            // a split too).
-            let (mut lg, mut lh, mut lc) = (0.0, 0.0, 0u32);
-            for (t, bin) in h[..nb].iter().enumerate() {
-                if empty(bin) {
-                    continue;
-                }
-                lg += bin.g;
-                lh += bin.h;
-                lc += count(bin.h);
-                if lc < min_c || lh < min_h {
-                    continue;
-                }
-                if lc > sum.c || sum.c - lc < min_c || sum.h - lh < min_h {
-                    break;
-                }
-                consider(f, t, false, lg, lh, lc);
+            // From the right: bins t.. go right, the threshold is bin t − 1; the missing values go
+            // left, as LightGBM's default, also when this leaf has none.
+            self.scan_side(h, (1..nb).rev(), sum, per_hess, |t, rg, rh, rc| consider(f, t - 1, true, sum.g - rg, sum.h - rh, sum.c - rc));
+            if miss.h > 0.0 || miss.g != 0.0 {
+                // From the left, the missing values right: bins ..=t go left ("every value left"
+                // is a split too).
+                self.scan_side(h, 0..nb, sum, per_hess, |t, lg, lh, lc| consider(f, t, false, lg, lh, lc));
             }
         }
         best
