@@ -88,40 +88,86 @@ pub struct Binned {
     pub columns: Vec<u8>,
 }
 
+impl Binned {
+    /// The matrix of the features `features` only (in that order).
+    pub fn select(&self, features: &[usize]) -> Binned {
+        let (n, d, k) = (self.n_rows, self.n_features, features.len());
+        let mut bins = Vec::with_capacity(n * k);
+        for row in self.bins.chunks_exact(d.max(1)).take(n) {
+            bins.extend(features.iter().map(|&f| row[f]));
+        }
+        let mut columns = Vec::with_capacity(n * k);
+        for &f in features {
+            columns.extend_from_slice(&self.columns[f * n..(f + 1) * n]);
+        }
+        Binned { n_rows: n, n_features: k, bins, columns }
+    }
+}
+
 /// Fits the mappers of every feature on a seeded sample of at most `sample` rows of the
 /// row-major matrix `x` (`n_rows × n_features`).
 pub fn fit_mappers(x: &[f64], n_rows: usize, n_features: usize, max_bin: usize, sample: usize, seed: u64) -> Vec<BinMapper> {
+    use rayon::prelude::*;
     let rows: Vec<usize> = if n_rows > sample {
         SplitMix64::new(seed ^ 0xB1B5).choose(n_rows, sample)
     } else {
         (0..n_rows).collect()
     };
-    (0..n_features)
-        .map(|f| {
-            let col: Vec<f64> = rows.iter().map(|&r| x[r * n_features + f]).collect();
-            BinMapper::fit(&col, max_bin - 1)
-        })
-        .collect()
+    // The sample's columns, each thread a range of features read in tiles of rows (a column
+    // read down a wide row-major matrix misses the cache at every value), then each feature's
+    // mapper.
+    let (d, m) = (n_features, rows.len());
+    let per = d.div_ceil(rayon::current_num_threads() * 4).max(1);
+    let mut columns = vec![0.0f64; m * d];
+    columns.par_chunks_mut((m * per).max(1)).enumerate().for_each(|(k, cols)| {
+        let f0 = k * per;
+        for (t, tile) in rows.chunks(64).enumerate() {
+            for (j, col) in cols.chunks_mut(m).enumerate() {
+                for (o, &r) in col[t * 64..t * 64 + tile.len()].iter_mut().zip(tile) {
+                    *o = x[r * d + f0 + j];
+                }
+            }
+        }
+    });
+    (0..d).into_par_iter().map(|f| BinMapper::fit(&columns[f * m..(f + 1) * m], max_bin - 1)).collect()
 }
 
 /// Bins the row-major matrix `x` with `mappers`.
+#[cfg(test)]
 pub fn bin_matrix(x: &[f64], n_rows: usize, mappers: &[BinMapper]) -> Binned {
+    let all: Vec<usize> = (0..mappers.len()).collect();
+    bin_features(x, n_rows, mappers.len(), &all, mappers)
+}
+
+/// Bins the columns `features` of the row-major matrix `x` (`n_rows × n_cols`), `mappers[i]`
+/// being the mapper of column `features[i]`: the binned matrix's feature `i` is `features[i]`.
+pub fn bin_features(x: &[f64], n_rows: usize, n_cols: usize, features: &[usize], mappers: &[BinMapper]) -> Binned {
+    debug_assert_eq!(features.len(), mappers.len());
     let d = mappers.len();
     use rayon::prelude::*;
     let mut bins = vec![0u8; n_rows * d];
     bins.par_chunks_mut(d.max(1) * 4096).enumerate().for_each(|(chunk, out)| {
         let start = chunk * 4096;
         for (i, row) in out.chunks_mut(d.max(1)).enumerate() {
-            let r = start + i;
-            for (f, b) in row.iter_mut().enumerate() {
-                *b = mappers[f].bin(x[r * d + f]);
+            let x = &x[(start + i) * n_cols..(start + i + 1) * n_cols];
+            for ((b, &f), m) in row.iter_mut().zip(features).zip(mappers) {
+                *b = m.bin(x[f]);
             }
         }
     });
+    // The transpose in tiles of rows, each thread a range of features: a column read down the
+    // row-major bins would miss the cache at every row.
     let mut columns = vec![0u8; n_rows * d];
-    columns.par_chunks_mut(n_rows.max(1)).enumerate().for_each(|(f, col)| {
-        for (r, b) in col.iter_mut().enumerate() {
-            *b = bins[r * d + f];
+    let per = d.div_ceil(rayon::current_num_threads() * 4).max(1);
+    columns.par_chunks_mut((n_rows * per).max(1)).enumerate().for_each(|(k, cols)| {
+        let f0 = k * per;
+        for start in (0..n_rows).step_by(256) {
+            let end = (start + 256).min(n_rows);
+            for (j, col) in cols.chunks_mut(n_rows).enumerate() {
+                for (r, b) in (start..end).zip(&mut col[start..end]) {
+                    *b = bins[r * d + f0 + j];
+                }
+            }
         }
     });
     Binned { n_rows, n_features: d, bins, columns }

@@ -9,8 +9,13 @@
 //!   `num_leaves`, within `max_depth`, `min_data_in_leaf`, `min_sum_hessian_in_leaf` and
 //!   `min_gain_to_split`; missing values go to the side (learned per split) that reduces the
 //!   loss more. Leaf values −T(G)/(H + λ₂) with T the L1 soft threshold, times the learning rate.
-//! - **Histograms** of gradient, hessian and count per bin, built over row chunks in parallel
-//!   (rayon) for the smaller child of a split; the larger child's is the parent's minus it.
+//!   Features that no threshold can split with `min_data_in_leaf` rows on both sides are left
+//!   out before training (LightGBM's `feature_pre_filter`), and a leaf's children search only
+//!   the features that had an allowed split in the leaf (LightGBM's `is_splittable`).
+//! - **Histograms** of gradient and hessian per bin, built for the smaller child of a split; the
+//!   larger child's is the parent's minus it. In parallel (rayon): over row chunks for a narrow
+//!   table; for a wide one (64 features or more) each thread fills, subtracts and searches its
+//!   own part of the features, one hand-over per leaf.
 //! - **Objectives**: binary log-loss (with `scale_pos_weight`), squared error, quantile (pinball;
 //!   leaf values re-fitted to the α-quantile of residuals).
 //! - **Sampling**: bagging (`bagging_fraction` every `bagging_freq` rounds) and

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::bins::{bin_matrix, fit_mappers};
+use super::bins::{bin_features, fit_mappers};
 use super::params::{Objective, ValidGbdtParams};
 use super::rng::SplitMix64;
 use super::tree::{Grow, Tree};
@@ -78,6 +78,23 @@ fn check_data(what: &str, m: &Matrix<'_>, y: &[f64], objective: Objective, n_fea
     Ok(())
 }
 
+/// Whether a threshold on this binned column leaves at least `min_rows` rows on both sides, the
+/// missing values going to either.
+fn splittable(column: &[u8], mapper: &super::bins::BinMapper, min_rows: usize) -> bool {
+    let mut counts = vec![0usize; mapper.value_bins() + 1];
+    for &b in column {
+        counts[b as usize] += 1;
+    }
+    let missing = counts.pop().unwrap_or(0);
+    let values: usize = counts.iter().sum();
+    let mut left = 0;
+    counts.iter().any(|&c| {
+        left += c;
+        let right = values - left;
+        (left + missing >= min_rows && right >= min_rows) || (left >= min_rows && right + missing >= min_rows)
+    })
+}
+
 /// Trains a model (see [`ValidGbdtParams::fit`]).
 pub(crate) fn fit(
     vp: &ValidGbdtParams,
@@ -99,10 +116,20 @@ pub(crate) fn fit(
     if let Some((vm, vy)) = &valid {
         check_data("valid", vm, vy, p.objective, d)?;
     }
-    let mappers = fit_mappers(train.x, n, d, p.max_bin, p.bin_construct_sample_cnt, p.seed);
-    let binned = bin_matrix(train.x, n, &mappers);
+    let all_mappers = fit_mappers(train.x, n, d, p.max_bin, p.bin_construct_sample_cnt, p.seed);
+    // Features that no split can use, because no threshold leaves `min_data_in_leaf` training
+    // rows on both sides (a single value, only missing values, a rare value), are left out like
+    // LightGBM's `feature_pre_filter` does: the learner fills and scans only the others,
+    // numbered `0..used.len()`; each tree's split features are mapped back to the table's
+    // numbering once the tree is scored.
+    let all: Vec<usize> = (0..d).collect();
+    let binned_all = bin_features(train.x, n, d, &all, &all_mappers);
+    let used: Vec<usize> = (0..d).filter(|&f| splittable(&binned_all.columns[f * n..(f + 1) * n], &all_mappers[f], p.min_data_in_leaf)).collect();
+    let mappers: Vec<_> = used.iter().map(|&f| all_mappers[f].clone()).collect();
+    let du = used.len();
+    let binned = if du == d { binned_all } else { binned_all.select(&used) };
     let missing: Vec<u8> = mappers.iter().map(|m| m.missing()).collect();
-    let valid_binned = valid.as_ref().map(|(vm, vy)| (bin_matrix(vm.x, vm.n_rows, &mappers), *vy));
+    let valid_binned = valid.as_ref().map(|(vm, vy)| (bin_features(vm.x, vm.n_rows, d, &used, &mappers), *vy));
 
     // Row weights of the binary objective.
     let weight: Vec<f64> = match p.objective {
@@ -129,7 +156,7 @@ pub(crate) fn fit(
     let mut valid_loss = Vec::new();
     let mut best: Option<(f64, usize)> = None;
     let mut bag: Vec<u32> = (0..n as u32).collect();
-    let all_features: Vec<usize> = (0..d).collect();
+    let all_features: Vec<usize> = (0..du).collect();
     let bagging = p.bagging_fraction < 1.0;
     let mut rounds = 0;
     let pool = super::tree::HistPool::default();
@@ -163,8 +190,8 @@ pub(crate) fn fit(
             }
         }
         let features: Vec<usize> = if p.feature_fraction < 1.0 {
-            let k = ((d as f64) * p.feature_fraction).round().max(1.0) as usize;
-            rng.choose(d, k)
+            let k = ((du as f64) * p.feature_fraction).round().max(1.0) as usize;
+            rng.choose(du, k)
         } else {
             all_features.clone()
         };
@@ -208,19 +235,22 @@ pub(crate) fn fit(
         } else {
             let t = &tree;
             score.par_iter_mut().enumerate().for_each(|(i, s)| {
-                *s += t.leaf_value[t.leaf_binned(&binned.bins[i * d..(i + 1) * d], &missing)];
+                *s += t.leaf_value[t.leaf_binned(&binned.bins[i * du..(i + 1) * du], &missing)];
             });
         }
         if let Some((vb, vy)) = &valid_binned {
             let t = &tree;
             valid_score.par_iter_mut().enumerate().for_each(|(i, s)| {
-                *s += t.leaf_value[t.leaf_binned(&vb.bins[i * d..(i + 1) * d], &missing)];
+                *s += t.leaf_value[t.leaf_binned(&vb.bins[i * du..(i + 1) * du], &missing)];
             });
             let l = loss(p.objective, vy, &valid_score);
             valid_loss.push(l);
             if best.is_none_or(|(b, _)| l < b) {
                 best = Some((l, iter + 1));
             }
+        }
+        for f in &mut tree.split_feature {
+            *f = used[*f as usize] as u32;
         }
         trees.push(tree);
         if p.early_stopping_rounds > 0

@@ -1,6 +1,9 @@
 //! One regression tree and its leaf-wise learner over binned data: histograms of gradient and
 //! hessian per feature bin, built in parallel for the smaller child of each split, the larger
 //! child's histogram being its parent's minus the smaller's (the sibling-subtraction trick).
+//! Each leaf keeps the features that had a split allowed by the row and hessian limits; its
+//! children fill and search only those (a child's rows are fewer: a feature without an allowed
+//! split has none below either).
 
 use rayon::prelude::*;
 
@@ -132,15 +135,36 @@ struct Split {
     right: Side,
 }
 
+/// What the search left for a leaf: its histogram (none for a final leaf), its best split and
+/// its splittable features, those its children search.
+#[derive(Default)]
+struct Child {
+    hist: Option<Hist>,
+    best: Option<Split>,
+    features: Vec<usize>,
+}
+
 struct Leaf {
     start: usize,
     len: usize,
     sum: Side,
     depth: usize,
-    hist: Option<Hist>,
-    best: Option<Split>,
+    child: Child,
     /// (internal node, is left child) that points at this leaf; None for the root.
     parent: Option<(usize, bool)>,
+}
+
+/// `h` (bins `at..` of a histogram) cut before each bin of `cuts` (ascending, ≥ `at`).
+fn split_at_cuts<'h>(mut h: &'h mut [Bin], mut at: usize, cuts: &[usize]) -> Vec<&'h mut [Bin]> {
+    let mut out = Vec::with_capacity(cuts.len() + 1);
+    for &c in cuts {
+        let (a, b) = h.split_at_mut(c - at);
+        out.push(a);
+        h = b;
+        at = c;
+    }
+    out.push(h);
+    out
 }
 
 fn threshold_l1(g: f64, l1: f64) -> f64 {
@@ -236,15 +260,30 @@ impl<'a> Grow<'a> {
         }
     }
 
+    /// A histogram buffer of the right size whose bins are not zeroed (its user zeroes what it
+    /// fills).
+    fn take_hist_unzeroed(&self) -> Hist {
+        let buf = self.pool.lock().map(|mut p| p.pop()).unwrap_or(None);
+        match buf {
+            Some(mut h) => {
+                h.resize(self.total_bins(), Bin::default());
+                h
+            }
+            None => vec![Bin::default(); self.total_bins()],
+        }
+    }
+
     fn give_hist(&self, h: Hist) {
         if let Ok(mut p) = self.pool.lock() {
             p.push(h);
         }
     }
 
-    fn fill_hist(&self, rows: &[u32], hist: &mut Hist) {
-        let offsets = &self.offsets[..self.binned.n_features];
-        if self.blocked {
+    /// Fills the bins of the features `fs` (ascending; a leaf's splittable features) from `rows`.
+    fn fill_hist(&self, rows: &[u32], hist: &mut Hist, fs: &[usize]) {
+        if fs.len() < self.binned.n_features {
+            self.fill_subset(rows, fs, hist, 0);
+        } else if self.blocked {
             let (blocks, _) = hist.as_chunks_mut::<BLOCK>();
             self.for_each_row(rows, true, |g, h, row| {
                 for (block, &b) in blocks.iter_mut().zip(row) {
@@ -253,27 +292,32 @@ impl<'a> Grow<'a> {
                     e.h += h;
                 }
             });
-        } else if self.all_features {
-            self.fill_features(rows, 0..self.binned.n_features, hist);
         } else {
-            self.for_each_row(rows, false, |g, h, row| {
-                for &f in self.features {
-                    let e = &mut hist[offsets[f] + row[f] as usize];
-                    e.g += g;
-                    e.h += h;
-                }
-            });
+            self.fill_features(rows, 0..self.binned.n_features, hist);
         }
+    }
+
+    /// Fills the bins of the features `fs` (ascending) into `hist`, the part of a histogram that
+    /// starts at bin `base`.
+    fn fill_subset(&self, rows: &[u32], fs: &[usize], hist: &mut [Bin], base: usize) {
+        let offsets: Vec<usize> = fs.iter().map(|&f| self.offsets[f] - base).collect();
+        self.for_each_row(rows, true, |g, h, row| {
+            for (&f, &o) in fs.iter().zip(&offsets) {
+                let e = &mut hist[o + row[f] as usize];
+                e.g += g;
+                e.h += h;
+            }
+        });
     }
 
     /// Fills the bins of the features `fs` (every feature, in order, compact layout) into `hist`,
     /// the part of a histogram that starts at the first of them.
     fn fill_features(&self, rows: &[u32], fs: std::ops::Range<usize>, hist: &mut [Bin]) {
         let base = self.offsets[fs.start];
-        let offsets = &self.offsets[fs.clone()];
+        let offsets: Vec<usize> = self.offsets[fs.clone()].iter().map(|&o| o - base).collect();
         self.for_each_row(rows, true, |g, h, row| {
-            for (&b, &o) in row[fs.clone()].iter().zip(offsets) {
-                let e = &mut hist[o - base + b as usize];
+            for (&b, &o) in row[fs.clone()].iter().zip(&offsets) {
+                let e = &mut hist[o + b as usize];
                 e.g += g;
                 e.h += h;
             }
@@ -299,21 +343,27 @@ impl<'a> Grow<'a> {
         }
     }
 
-    fn build_hist(&self, rows: &[u32]) -> Hist {
+    /// The histogram of the features `fs` (ascending) over `rows`; the bins of other features
+    /// are zero.
+    fn build_hist(&self, rows: &[u32], fs: &[usize]) -> Hist {
         let threads = rayon::current_num_threads().max(1);
         if rows.len() < PARALLEL_ROWS || threads == 1 {
             let mut h = self.take_hist();
             let d = self.binned.n_features;
-            if threads > 1 && self.all_features && !self.blocked && d >= PARALLEL_FEATURES && rows.len() >= 64 {
+            if threads > 1 && fs.len() >= PARALLEL_FEATURES && rows.len() >= 64 && !(self.blocked && fs.len() == d) {
                 // A wide table's smaller leaves: the features split in two, each half's bins
                 // filled by one thread (disjoint parts of one histogram, each bin's additions in
                 // row order as in one pass: the same sums), no buffers to merge.
-                let mid = d / 2;
-                let cut = self.offsets[mid];
+                let mid = fs.len() / 2;
+                let cut = self.offsets[fs[mid]];
                 let (a, b) = h.split_at_mut(cut);
-                rayon::join(|| self.fill_features(rows, 0..mid, a), || self.fill_features(rows, mid..d, b));
+                if fs.len() == d {
+                    rayon::join(|| self.fill_features(rows, 0..mid, a), || self.fill_features(rows, mid..d, b));
+                } else {
+                    rayon::join(|| self.fill_subset(rows, &fs[..mid], a, 0), || self.fill_subset(rows, &fs[mid..], b, cut));
+                }
             } else {
-                self.fill_hist(rows, &mut h);
+                self.fill_hist(rows, &mut h, fs);
             }
             return h;
         }
@@ -323,42 +373,149 @@ impl<'a> Grow<'a> {
             .par_chunks(chunk)
             .map(|c| {
                 let mut h = self.take_hist();
-                self.fill_hist(c, &mut h);
+                self.fill_hist(c, &mut h, fs);
                 h
             })
             .collect();
         let mut total = parts.swap_remove(0);
         for p in parts {
-            for (x, y) in total.iter_mut().zip(&p) {
-                x.g += y.g;
-                x.h += y.h;
+            for r in self.ranges(fs) {
+                for (x, y) in total[r.clone()].iter_mut().zip(&p[r]) {
+                    x.g += y.g;
+                    x.h += y.h;
+                }
             }
             self.give_hist(p);
         }
         total
     }
 
-    fn best_split(&self, hist: &Hist, sum: Side, depth: usize) -> Option<Split> {
+    /// Whether a search over `fs` runs as [`Grow::fill_and_search`]: a wide table, more than
+    /// one thread.
+    fn wide(&self, fs: &[usize]) -> bool {
+        fs.len() >= PARALLEL_FEATURES && rayon::current_num_threads() > 1
+    }
+
+    /// A wide table's leaf in one parallel pass, each thread a contiguous part of the features
+    /// `fs`: it zeroes and fills its part of `hist` from `rows`, turns its part of `other` (the
+    /// parent's histogram, when given) into the parent's minus `hist`, and searches both. One
+    /// hand-over between threads per leaf, instead of one each for the zeroing, the filling, the
+    /// subtraction and the two searches. Returns the best split and the splittable features of
+    /// `hist` (with `sums[0]`), then of `other` (with `sums[1]`; none without `other`). Each bin
+    /// gets its rows in order and the parts' winners are compared in feature order: the same
+    /// histograms and splits as the serial path.
+    #[allow(clippy::type_complexity)]
+    fn fill_and_search(&self, rows: &[u32], fs: &[usize], hist: &mut Hist, other: Option<&mut Hist>, sums: [Side; 2], depth: usize) -> [(Option<Split>, Vec<usize>); 2] {
+        let threads = rayon::current_num_threads().max(1);
+        // Parts of about equal numbers of features, each a range of histogram bins.
+        let per = fs.len().div_ceil(threads);
+        let parts: Vec<&[usize]> = fs.chunks(per).collect();
+        let cuts: Vec<usize> = parts.iter().skip(1).map(|p| self.offsets[p[0]]).collect();
+        let start = self.offsets[fs[0]];
+        let mine = split_at_cuts(&mut hist[start..], start, &cuts);
+        let theirs: Vec<Option<&mut [Bin]>> = match other {
+            Some(o) => split_at_cuts(&mut o[start..], start, &cuts).into_iter().map(Some).collect(),
+            None => (0..parts.len()).map(|_| None).collect(),
+        };
+        let found: Vec<[(Option<Split>, Vec<usize>); 2]> = parts
+            .par_iter()
+            .zip(mine)
+            .zip(theirs)
+            .map(|((&p, h), o)| {
+                let base = self.offsets[p[0]];
+                let end = self.offsets[p[p.len() - 1] + 1] - base;
+                h[..end].fill(Bin::default());
+                if p[p.len() - 1] - p[0] + 1 == p.len() {
+                    // A range of features: read as one slice of each row.
+                    self.fill_features(rows, p[0]..p[p.len() - 1] + 1, h);
+                } else {
+                    self.fill_subset(rows, p, h, base);
+                }
+                let search = |h: &[Bin], sum: Side| {
+                    let mut splittable = Vec::with_capacity(p.len());
+                    if self.max_depth.is_some_and(|m| depth >= m) || sum.c < 2 * self.min_data_in_leaf {
+                        return (None, splittable);
+                    }
+                    (self.best_split_of(p, h, base, sum, &mut splittable), splittable)
+                };
+                let a = search(h, sums[0]);
+                let b = match o {
+                    Some(o) => {
+                        for r in self.ranges(p) {
+                            let r = r.start - base..r.end - base;
+                            for (x, y) in o[r.clone()].iter_mut().zip(&h[r]) {
+                                x.g -= y.g;
+                                x.h -= y.h;
+                            }
+                        }
+                        search(o, sums[1])
+                    }
+                    None => (None, Vec::new()),
+                };
+                [a, b]
+            })
+            .collect();
+        let mut out: [(Option<Split>, Vec<usize>); 2] = Default::default();
+        for part in found {
+            for (k, (best, splittable)) in part.into_iter().enumerate() {
+                if let Some(b) = best
+                    && out[k].0.is_none_or(|x| b.gain > x.gain)
+                {
+                    out[k].0 = Some(b);
+                }
+                out[k].1.extend(splittable);
+            }
+        }
+        out
+    }
+
+    /// The histogram bins of the features `fs` (ascending), neighbours merged into one range.
+    fn ranges(&self, fs: &[usize]) -> Vec<std::ops::Range<usize>> {
+        let mut out: Vec<std::ops::Range<usize>> = Vec::new();
+        for &f in fs {
+            let (a, b) = (self.offsets[f], self.offsets[f + 1]);
+            match out.last_mut() {
+                Some(r) if r.end == a => r.end = b,
+                _ => out.push(a..b),
+            }
+        }
+        out
+    }
+
+    /// The best split of a leaf over the features `fs` (ascending), and those of `fs` that have a
+    /// split allowed by the limits on rows and hessian, whatever its gain: a feature without one
+    /// has none in any descendant either (their rows are fewer), so, as in LightGBM, the leaf's
+    /// children neither fill nor scan it.
+    fn best_split(&self, hist: &Hist, sum: Side, depth: usize, fs: &[usize]) -> (Option<Split>, Vec<usize>) {
         if self.max_depth.is_some_and(|m| depth >= m) || sum.c < 2 * self.min_data_in_leaf {
-            return None;
+            return (None, Vec::new());
         }
         // Wide tables: features in parallel; the winner is the same as in order (the largest
         // gain, the earliest feature on ties).
-        if self.features.len() >= 64 && rayon::current_num_threads() > 1 {
-            let chunk = self.features.len().div_ceil(rayon::current_num_threads() * 4);
-            return self
-                .features
+        if fs.len() >= 64 && rayon::current_num_threads() > 1 {
+            let chunk = fs.len().div_ceil(rayon::current_num_threads() * 4);
+            let parts: Vec<(Option<Split>, Vec<usize>)> = fs
                 .par_chunks(chunk)
-                .enumerate()
-                .map(|(k, fs)| self.best_split_of(fs, hist, sum).map(|s| (k, s)))
-                .reduce(|| None, |a, b| match (a, b) {
-                    (Some(x), Some(y)) => Some(if y.1.gain > x.1.gain || (y.1.gain == x.1.gain && y.0 < x.0) { y } else { x }),
-                    (x, None) => x,
-                    (None, y) => y,
+                .map(|c| {
+                    let mut splittable = Vec::with_capacity(c.len());
+                    (self.best_split_of(c, hist, 0, sum, &mut splittable), splittable)
                 })
-                .map(|(_, s)| s);
+                .collect();
+            let mut best: Option<Split> = None;
+            let mut splittable = Vec::with_capacity(fs.len());
+            for (b, s) in parts {
+                if let Some(b) = b
+                    && best.is_none_or(|x| b.gain > x.gain)
+                {
+                    best = Some(b);
+                }
+                splittable.extend(s);
+            }
+            return (best, splittable);
         }
-        self.best_split_of(self.features, hist, sum)
+        let mut splittable = Vec::with_capacity(fs.len());
+        let best = self.best_split_of(fs, hist, 0, sum, &mut splittable);
+        (best, splittable)
     }
 
     /// One scan of a split search: the value bins of `h` in `order` join one side of the split,
@@ -373,9 +530,6 @@ impl<'a> Grow<'a> {
         let (mut g, mut hs, mut c) = (0.0, 0.0, 0u32);
         for t in order {
             let bin = h[t];
-            if bin.h == 0.0 && bin.g == 0.0 {
-                continue;
-            }
             g += bin.g;
             hs += bin.h;
             // (x + ½) truncated: rounding without a libm call (x ≥ 0).
@@ -391,7 +545,9 @@ impl<'a> Grow<'a> {
         }
     }
 
-    fn best_split_of(&self, features: &[usize], hist: &Hist, sum: Side) -> Option<Split> {
+    /// The best split over `features` of the histogram part `hist`, which starts at bin `base`;
+    /// the features with an allowed split are pushed to `splittable`.
+    fn best_split_of(&self, features: &[usize], hist: &[Bin], base: usize, sum: Side, splittable: &mut Vec<usize>) -> Option<Split> {
         // LightGBM's search, so that the same histograms give the same splits: a scan from the
         // right with the missing values (if any) on the left, then, for a feature with missing
         // values in the leaf, a scan from the left with them on the right; a later candidate
@@ -401,27 +557,53 @@ impl<'a> Grow<'a> {
         let per_hess = if sum.h > 0.0 { sum.c as f64 / sum.h } else { 0.0 };
         let parent = leaf_gain(sum.g, sum.h, self.l1, self.l2);
         let mut best: Option<Split> = None;
+        // A gain within rounding of 0 (a pure leaf) is no gain.
+        let floor = self.min_gain.max(1e-10 * parent.abs().max(1e-300));
+        // The gain a candidate must beat, plus the parent's: `parent + max(floor, best gain)`.
+        let mut bar = parent + floor;
         let mut consider = |f: usize, bin: usize, default_left: bool, lg: f64, lh: f64, lc: u32| {
-            let left = Side { g: lg, h: lh, c: lc };
-            let right = Side { g: sum.g - lg, h: sum.h - lh, c: sum.c - lc };
-            let gain = leaf_gain(left.g, left.h, self.l1, self.l2) + leaf_gain(right.g, right.h, self.l1, self.l2) - parent;
-            // A gain within rounding of 0 (a pure leaf) is no gain.
-            if gain > self.min_gain && gain > 1e-10 * parent.abs().max(1e-300) && best.is_none_or(|s| gain > s.gain) {
+            let (rg, rh) = (sum.g - lg, sum.h - lh);
+            // Most candidates lose. Without dividing: the children's gains are a/dl + b/dr, so a
+            // candidate whose a·dr + b·dl is below bar·dl·dr, with a margin far wider than the
+            // rounding of these few products of non-negative numbers, cannot win; the others are
+            // decided by the gain itself, exactly as before.
+            let (dl, dr) = (lh + self.l2, rh + self.l2);
+            if dl > 0.0 && dr > 0.0 && bar >= 0.0 {
+                let (a, b) = (threshold_l1(lg, self.l1), threshold_l1(rg, self.l1));
+                if (a * a * dr + b * b * dl) * (1.0 + 1e-12) < bar * (dl * dr) * (1.0 - 1e-12) {
+                    return;
+                }
+            }
+            let gain = leaf_gain(lg, lh, self.l1, self.l2) + leaf_gain(rg, rh, self.l1, self.l2) - parent;
+            if gain > floor && best.is_none_or(|s| gain > s.gain) {
+                let left = Side { g: lg, h: lh, c: lc };
+                let right = Side { g: rg, h: rh, c: sum.c - lc };
                 best = Some(Split { feature: f, bin: bin as u8, default_left, gain, left, right });
+                bar = parent + gain.max(floor);
             }
         };
         for &f in features {
             let nb = self.mappers[f].value_bins();
-            let o = self.offsets[f];
+            let o = self.offsets[f] - base;
             let h = &hist[o..o + nb + 1];
             let miss = h[nb];
+            let mut allowed = false;
             // From the right: bins t.. go right, the threshold is bin t − 1; the missing values go
             // left, as LightGBM's default, also when this leaf has none.
-            self.scan_side(h, (1..nb).rev(), sum, per_hess, |t, rg, rh, rc| consider(f, t - 1, true, sum.g - rg, sum.h - rh, sum.c - rc));
+            self.scan_side(h, (1..nb).rev(), sum, per_hess, |t, rg, rh, rc| {
+                allowed = true;
+                consider(f, t - 1, true, sum.g - rg, sum.h - rh, sum.c - rc)
+            });
             if miss.h > 0.0 || miss.g != 0.0 {
                 // From the left, the missing values right: bins ..=t go left ("every value left"
                 // is a split too).
-                self.scan_side(h, 0..nb, sum, per_hess, |t, lg, lh, lc| consider(f, t, false, lg, lh, lc));
+                self.scan_side(h, 0..nb, sum, per_hess, |t, lg, lh, lc| {
+                    allowed = true;
+                    consider(f, t, false, lg, lh, lc)
+                });
+            }
+            if allowed {
+                splittable.push(f);
             }
         }
         best
@@ -478,37 +660,51 @@ impl<'a> Grow<'a> {
         n_left
     }
 
-    /// The two children's histograms and best splits after a split of `rows` (left rows first,
-    /// `n_left` of them): the smaller child's histogram is built, the larger's is the parent's
-    /// minus it.
-    #[allow(clippy::type_complexity)]
-    fn children(
-        &self,
-        parent_hist: Hist,
-        rows: &[u32],
-        n_left: usize,
-        (left_sum, right_sum): (Side, Side),
-        depth: usize,
-    ) -> ((Option<Hist>, Option<Split>), (Option<Hist>, Option<Split>)) {
+    /// The two children of a split of `rows` (left rows first, `n_left` of them), searched over
+    /// `fs`, the features splittable in their parent: the smaller child's histogram is built, the
+    /// larger's is the parent's minus it (bins of other features are left as they are: no one
+    /// reads them again).
+    fn children(&self, parent_hist: Hist, rows: &[u32], n_left: usize, (left_sum, right_sum): (Side, Side), depth: usize, fs: &[usize]) -> [Child; 2] {
         let small_is_left = n_left <= rows.len() - n_left;
         let small_rows = if small_is_left { &rows[..n_left] } else { &rows[n_left..] };
-        let small = self.build_hist(small_rows);
+        if self.wide(fs) {
+            let mut small = self.take_hist_unzeroed();
+            let mut large = parent_hist;
+            let sums = if small_is_left { [left_sum, right_sum] } else { [right_sum, left_sum] };
+            let [(small_best, small_fs), (large_best, large_fs)] = self.fill_and_search(small_rows, fs, &mut small, Some(&mut large), sums, depth);
+            let small = Child { hist: Some(small), best: small_best, features: small_fs };
+            let large = Child { hist: Some(large), best: large_best, features: large_fs };
+            return if small_is_left { [small, large] } else { [large, small] };
+        }
+        let small = self.build_hist(small_rows, fs);
         let mut large = parent_hist;
+        let ranges = self.ranges(fs);
         let subtract = |large: &mut [Bin], small: &[Bin]| {
             for (x, y) in large.iter_mut().zip(small) {
                 x.g -= y.g;
                 x.h -= y.h;
             }
         };
-        if large.len() >= PARALLEL_BINS && rayon::current_num_threads() > 1 {
-            large.par_chunks_mut(PARALLEL_BINS / 4).zip(small.par_chunks(PARALLEL_BINS / 4)).for_each(|(l, s)| subtract(l, s));
+        let bins: usize = ranges.iter().map(|r| r.len()).sum();
+        if bins >= PARALLEL_BINS && rayon::current_num_threads() > 1 {
+            // Chunks of the histogram in parallel, each subtracting where it meets `ranges`.
+            let c = PARALLEL_BINS / 4;
+            large.par_chunks_mut(c).zip(small.par_chunks(c)).enumerate().for_each(|(k, (l, s))| {
+                let (lo, hi) = (k * c, k * c + l.len());
+                for r in ranges.iter().filter(|r| r.start < hi && r.end > lo) {
+                    let (a, b) = (r.start.max(lo) - lo, r.end.min(hi) - lo);
+                    subtract(&mut l[a..b], &s[a..b]);
+                }
+            });
         } else {
-            subtract(&mut large, &small);
+            for r in ranges {
+                subtract(&mut large[r.clone()], &small[r]);
+            }
         }
         let (left_hist, right_hist) = if small_is_left { (small, large) } else { (large, small) };
-        let left_best = self.best_split(&left_hist, left_sum, depth);
-        let right_best = self.best_split(&right_hist, right_sum, depth);
-        ((Some(left_hist), left_best), (Some(right_hist), right_best))
+        let (left_best, left_fs) = self.best_split(&left_hist, left_sum, depth, fs);
+        let (right_best, right_fs) = self.best_split(&right_hist, right_sum, depth, fs);
+        [Child { hist: Some(left_hist), best: left_best, features: left_fs }, Child { hist: Some(right_hist), best: right_best, features: right_fs }]
     }
 
     /// Grows one tree on the rows `indices` (reordered in place: each leaf's rows end up in one
@@ -522,23 +718,31 @@ impl<'a> Grow<'a> {
             sum.h += f64::from(h);
         }
         sum.c = indices.len() as u32;
-        let root_hist = self.build_hist(indices);
-        let root_best = self.best_split(&root_hist, sum, 0);
-        let mut leaves = vec![Leaf { start: 0, len: indices.len(), sum, depth: 0, hist: Some(root_hist), best: root_best, parent: None }];
+        let (root_hist, best, features) = if self.wide(self.features) {
+            let mut h = self.take_hist_unzeroed();
+            let [(best, features), _] = self.fill_and_search(indices, self.features, &mut h, None, [sum, sum], 0);
+            (h, best, features)
+        } else {
+            let h = self.build_hist(indices, self.features);
+            let (best, features) = self.best_split(&h, sum, 0, self.features);
+            (h, best, features)
+        };
+        let root = Child { hist: Some(root_hist), best, features };
+        let mut leaves = vec![Leaf { start: 0, len: indices.len(), sum, depth: 0, child: root, parent: None }];
         let mut tree = Tree::default();
         let mut scratch: Vec<u32> = Vec::with_capacity(indices.len());
         while leaves.len() < self.num_leaves {
             // The leaf with the best split (the first on ties: deterministic).
             let mut pick: Option<usize> = None;
             for (i, l) in leaves.iter().enumerate() {
-                if let Some(s) = l.best
-                    && pick.is_none_or(|p| s.gain > leaves[p].best.map_or(f64::NEG_INFINITY, |b| b.gain))
+                if let Some(s) = l.child.best
+                    && pick.is_none_or(|p| s.gain > leaves[p].child.best.map_or(f64::NEG_INFINITY, |b| b.gain))
                 {
                     pick = Some(i);
                 }
             }
             let Some(i) = pick else { break };
-            let split = leaves[i].best.take().expect("picked a leaf with a split");
+            let split = leaves[i].child.best.take().expect("picked a leaf with a split");
             let (start, len, depth) = (leaves[i].start, leaves[i].len, leaves[i].depth);
             // Partition the leaf's rows: left first, stable (in two halves at once when large).
             let f = split.feature;
@@ -564,27 +768,20 @@ impl<'a> Grow<'a> {
             // The partition knows the exact counts.
             let left_sum = Side { c: n_left as u32, ..split.left };
             let right_sum = Side { c: (len - n_left) as u32, ..split.right };
-            let parent_hist = leaves[i].hist.take().expect("a leaf keeps its histogram until split");
+            let parent_hist = leaves[i].child.hist.take().expect("a leaf keeps its histogram until split");
+            let features = std::mem::take(&mut leaves[i].child.features);
             // The tree's last split: its leaves are final, so no histograms and no splits.
-            let ((left_hist, left_best), (right_hist, right_best)) = if leaves.len() + 1 == self.num_leaves {
+            let [left, right] = if leaves.len() + 1 == self.num_leaves {
                 self.give_hist(parent_hist);
-                ((None, None), (None, None))
+                [Child::default(), Child::default()]
             } else {
-                self.children(parent_hist, &indices[start..start + len], n_left, (left_sum, right_sum), depth + 1)
+                self.children(parent_hist, &indices[start..start + len], n_left, (left_sum, right_sum), depth + 1, &features)
             };
-            leaves[i] = Leaf { start, len: n_left, sum: left_sum, depth: depth + 1, hist: left_hist, best: left_best, parent: Some((node, true)) };
-            leaves.push(Leaf {
-                start: start + n_left,
-                len: len - n_left,
-                sum: right_sum,
-                depth: depth + 1,
-                hist: right_hist,
-                best: right_best,
-                parent: Some((node, false)),
-            });
+            leaves[i] = Leaf { start, len: n_left, sum: left_sum, depth: depth + 1, child: left, parent: Some((node, true)) };
+            leaves.push(Leaf { start: start + n_left, len: len - n_left, sum: right_sum, depth: depth + 1, child: right, parent: Some((node, false)) });
         }
         for l in &mut leaves {
-            if let Some(h) = l.hist.take() {
+            if let Some(h) = l.child.hist.take() {
                 self.give_hist(h);
             }
         }
@@ -660,8 +857,8 @@ mod tests {
         assert!(blocked.blocked && !compact.blocked);
         let rows: Vec<u32> = (0..n as u32).filter(|i| i % 3 != 0).collect();
         let (mut hb, mut hc) = (blocked.take_hist(), compact.take_hist());
-        blocked.fill_hist(&rows, &mut hb);
-        compact.fill_hist(&rows, &mut hc);
+        blocked.fill_hist(&rows, &mut hb, &all);
+        compact.fill_hist(&rows, &mut hc, &reordered);
         for (f, m) in mappers.iter().enumerate() {
             let nb = m.value_bins() + 1;
             let (ob, oc) = (blocked.offsets[f], compact.offsets[f]);
@@ -691,13 +888,53 @@ mod tests {
         assert!(grow.all_features && !grow.blocked);
         let rows: Vec<u32> = (0..n as u32).filter(|i| i % 5 != 1).collect();
         let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        let halves = two.install(|| grow.build_hist(&rows));
+        let halves = two.install(|| grow.build_hist(&rows, &all));
         let mut one = grow.take_hist();
-        grow.fill_hist(&rows, &mut one);
+        grow.fill_hist(&rows, &mut one, &all);
         assert_eq!(halves.len(), one.len());
         for (k, (a, b)) in halves.iter().zip(&one).enumerate() {
             assert_eq!((a.g.to_bits(), a.h.to_bits()), (b.g.to_bits(), b.h.to_bits()), "bin {k}");
         }
+    }
+
+    /// A wide table's tree grown on two threads (each leaf filled and searched in feature parts,
+    /// children searching only their parent's splittable features) is the tree of one thread,
+    /// split for split: the same histograms, the same winners.
+    #[test]
+    fn wide_trees_on_two_threads_are_the_trees_of_one() {
+        let (n, d) = (3_000, PARALLEL_FEATURES + 29);
+        let mut r = SplitMix64::new(5);
+        // Many values, few values, a constant, a rare value, missing values.
+        let x: Vec<f64> = (0..n * d)
+            .map(|i| match (i % d) % 5 {
+                _ if i % 31 == 0 => f64::NAN,
+                0 => r.next_f64(),
+                1 => (r.next_f64() * 4.0).floor(),
+                2 => 1.0,
+                3 => f64::from(u8::from(r.next_f64() < 0.004)),
+                _ => (r.next_f64() * 40.0).floor(),
+            })
+            .collect();
+        let mappers = fit_mappers(&x, n, d, 255, n, 1);
+        let binned = bin_matrix(&x, n, &mappers);
+        // A gradient that feature 0 and feature 1 explain in part (missing counts as 0).
+        let v = |i: usize, f: usize| if x[i * d + f].is_nan() { 0.0 } else { x[i * d + f] };
+        let gh: Vec<[f32; 2]> = (0..n).map(|i| [(v(i, 0) - 0.5 + 0.1 * v(i, 1) + 0.3 * r.next_f64()) as f32, 0.25]).collect();
+        let pool = HistPool::default();
+        let all: Vec<usize> = (0..d).collect();
+        let mut grow = learner(&binned, &mappers, &gh, &all, &pool);
+        grow.min_data_in_leaf = 20;
+        let grown = |threads: usize| {
+            let mut rows: Vec<u32> = (0..n as u32).collect();
+            let p = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            p.install(|| grow.grow(&mut rows))
+        };
+        let (one, ranges_one) = grown(1);
+        let (two, ranges_two) = grown(2);
+        assert!(grow.wide(&all) || rayon::current_num_threads() == 1);
+        assert_eq!(one.num_leaves(), 31);
+        assert_eq!(one, two);
+        assert_eq!(ranges_one, ranges_two);
     }
 
     /// A split's threshold sits just below the first bin with rows on the right, as LightGBM's
@@ -716,15 +953,15 @@ mod tests {
         let bin = |g: f64, h: f64| Bin { g, h };
         // A leaf whose rows have the values 0 and 3 only: any threshold in [0, 3) splits them.
         let hist = vec![bin(-5.0, 5.0), bin(0.0, 0.0), bin(0.0, 0.0), bin(5.0, 5.0), bin(0.0, 0.0)];
-        let split = grow.best_split_of(&[0], &hist, Side { g: 0.0, h: 10.0, c: 10 }).unwrap();
+        let split = grow.best_split_of(&[0], &hist, 0, Side { g: 0.0, h: 10.0, c: 10 }, &mut Vec::new()).unwrap();
         assert_eq!((split.bin, split.left.c, split.right.c), (2, 5, 5));
         // 40 rows, one per unit of hessian: 24.25 in bin 0, then three bins of 5.25 (5 rows
         // each), so the right side of a split after bin 0 counts 15 rows, not round(15.75) = 16.
         grow.min_data_in_leaf = 16;
         let hist = vec![bin(-3.0, 24.25), bin(1.0, 5.25), bin(1.0, 5.25), bin(1.0, 5.25), bin(0.0, 0.0)];
-        assert!(grow.best_split_of(&[0], &hist, Side { g: 0.0, h: 40.0, c: 40 }).is_none());
+        assert!(grow.best_split_of(&[0], &hist, 0, Side { g: 0.0, h: 40.0, c: 40 }, &mut Vec::new()).is_none());
         grow.min_data_in_leaf = 15;
-        let split = grow.best_split_of(&[0], &hist, Side { g: 0.0, h: 40.0, c: 40 }).unwrap();
+        let split = grow.best_split_of(&[0], &hist, 0, Side { g: 0.0, h: 40.0, c: 40 }, &mut Vec::new()).unwrap();
         assert_eq!((split.bin, split.left.c, split.right.c), (0, 25, 15));
     }
 }
