@@ -113,22 +113,8 @@ pub fn fit_mappers(x: &[f64], n_rows: usize, n_features: usize, max_bin: usize, 
     } else {
         (0..n_rows).collect()
     };
-    // The sample's columns, each thread a range of features read in tiles of rows (a column
-    // read down a wide row-major matrix misses the cache at every value), then each feature's
-    // mapper.
     let (d, m) = (n_features, rows.len());
-    let per = d.div_ceil(rayon::current_num_threads() * 4).max(1);
-    let mut columns = vec![0.0f64; m * d];
-    columns.par_chunks_mut((m * per).max(1)).enumerate().for_each(|(k, cols)| {
-        let f0 = k * per;
-        for (t, tile) in rows.chunks(64).enumerate() {
-            for (j, col) in cols.chunks_mut(m).enumerate() {
-                for (o, &r) in col[t * 64..t * 64 + tile.len()].iter_mut().zip(tile) {
-                    *o = x[r * d + f0 + j];
-                }
-            }
-        }
-    });
+    let columns = columns_of(x, d, m, |i| rows[i]);
     (0..d).into_par_iter().map(|f| BinMapper::fit(&columns[f * m..(f + 1) * m], max_bin - 1)).collect()
 }
 
@@ -155,20 +141,29 @@ pub fn bin_features(x: &[f64], n_rows: usize, n_cols: usize, features: &[usize],
             }
         }
     });
-    // The transpose in tiles of rows, each thread a range of features: a column read down the
-    // row-major bins would miss the cache at every row.
-    let mut columns = vec![0u8; n_rows * d];
+    let columns = columns_of(&bins, d, n_rows, |r| r);
+    Binned { n_rows, n_features: d, bins, columns }
+}
+
+/// The column-major copy (column after column, `m` values each) of the rows `row(0)..row(m)` of
+/// the row-major matrix `x` of `d` columns. Each thread takes a range of columns and reads them in
+/// tiles of 64 rows: a column read down a wide row-major matrix would miss the cache at every
+/// value.
+fn columns_of<T: Copy + Default + Send + Sync>(x: &[T], d: usize, m: usize, row: impl Fn(usize) -> usize + Sync) -> Vec<T> {
+    use rayon::prelude::*;
+    const TILE: usize = 64;
     let per = d.div_ceil(rayon::current_num_threads() * 4).max(1);
-    columns.par_chunks_mut((n_rows * per).max(1)).enumerate().for_each(|(k, cols)| {
+    let mut columns = vec![T::default(); m * d];
+    columns.par_chunks_mut((m * per).max(1)).enumerate().for_each(|(k, cols)| {
         let f0 = k * per;
-        for start in (0..n_rows).step_by(256) {
-            let end = (start + 256).min(n_rows);
-            for (j, col) in cols.chunks_mut(n_rows).enumerate() {
-                for (r, b) in (start..end).zip(&mut col[start..end]) {
-                    *b = bins[r * d + f0 + j];
+        for start in (0..m).step_by(TILE) {
+            let end = (start + TILE).min(m);
+            for (j, col) in cols.chunks_mut(m).enumerate() {
+                for (i, o) in (start..end).zip(&mut col[start..end]) {
+                    *o = x[row(i) * d + f0 + j];
                 }
             }
         }
     });
-    Binned { n_rows, n_features: d, bins, columns }
+    columns
 }

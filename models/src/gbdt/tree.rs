@@ -167,6 +167,14 @@ fn split_at_cuts<'h>(mut h: &'h mut [Bin], mut at: usize, cuts: &[usize]) -> Vec
     out
 }
 
+/// `large` − `small`, bin by bin, into `large` (a larger child's histogram from its parent's).
+fn subtract(large: &mut [Bin], small: &[Bin]) {
+    for (x, y) in large.iter_mut().zip(small) {
+        x.g -= y.g;
+        x.h -= y.h;
+    }
+}
+
 fn threshold_l1(g: f64, l1: f64) -> f64 {
     if g > l1 {
         g - l1
@@ -191,11 +199,11 @@ fn leaf_gain(g: f64, h: f64, l1: f64, l2: f64) -> f64 {
 
 const PARALLEL_ROWS: usize = 16_384;
 
-/// Bins from which a histogram is zeroed and subtracted in parallel (512 KB).
+/// Bins from which a histogram is zeroed in parallel (512 KB).
 const PARALLEL_BINS: usize = 32_768;
 
-/// Features from which a histogram of fewer than [`PARALLEL_ROWS`] rows is filled by two
-/// threads, each a half of the features.
+/// Features from which a table is wide: each thread fills, subtracts and searches its own part
+/// of a leaf's features ([`Grow::fill_and_search`]).
 const PARALLEL_FEATURES: usize = 64;
 
 /// Bins of a feature's histogram in the blocked layout: every `u8` bin.
@@ -243,12 +251,17 @@ impl<'a> Grow<'a> {
         *self.offsets.last().unwrap_or(&0)
     }
 
+    /// A buffer from the pool, sized for this tree's layout (compact or blocked), its bins as
+    /// they were left.
+    fn pooled(&self) -> Option<Hist> {
+        let mut h = self.pool.lock().map(|mut p| p.pop()).unwrap_or(None)?;
+        h.resize(self.total_bins(), Bin::default());
+        Some(h)
+    }
+
     fn take_hist(&self) -> Hist {
-        let buf = self.pool.lock().map(|mut p| p.pop()).unwrap_or(None);
-        match buf {
+        match self.pooled() {
             Some(mut h) => {
-                // Zeroed and sized for this tree's layout (compact or blocked).
-                h.resize(self.total_bins(), Bin::default());
                 if h.len() >= PARALLEL_BINS && rayon::current_num_threads() > 1 {
                     h.par_chunks_mut(PARALLEL_BINS / 4).for_each(|c| c.fill(Bin::default()));
                 } else {
@@ -263,14 +276,7 @@ impl<'a> Grow<'a> {
     /// A histogram buffer of the right size whose bins are not zeroed (its user zeroes what it
     /// fills).
     fn take_hist_unzeroed(&self) -> Hist {
-        let buf = self.pool.lock().map(|mut p| p.pop()).unwrap_or(None);
-        match buf {
-            Some(mut h) => {
-                h.resize(self.total_bins(), Bin::default());
-                h
-            }
-            None => vec![Bin::default(); self.total_bins()],
-        }
+        self.pooled().unwrap_or_else(|| vec![Bin::default(); self.total_bins()])
     }
 
     fn give_hist(&self, h: Hist) {
@@ -343,28 +349,13 @@ impl<'a> Grow<'a> {
         }
     }
 
-    /// The histogram of the features `fs` (ascending) over `rows`; the bins of other features
-    /// are zero.
+    /// The histogram of the features `fs` (ascending) over `rows` of a narrow table (a wide
+    /// one's is [`Grow::fill_and_search`]'s); the bins of other features are zero.
     fn build_hist(&self, rows: &[u32], fs: &[usize]) -> Hist {
         let threads = rayon::current_num_threads().max(1);
         if rows.len() < PARALLEL_ROWS || threads == 1 {
             let mut h = self.take_hist();
-            let d = self.binned.n_features;
-            if threads > 1 && fs.len() >= PARALLEL_FEATURES && rows.len() >= 64 && !(self.blocked && fs.len() == d) {
-                // A wide table's smaller leaves: the features split in two, each half's bins
-                // filled by one thread (disjoint parts of one histogram, each bin's additions in
-                // row order as in one pass: the same sums), no buffers to merge.
-                let mid = fs.len() / 2;
-                let cut = self.offsets[fs[mid]];
-                let (a, b) = h.split_at_mut(cut);
-                if fs.len() == d {
-                    rayon::join(|| self.fill_features(rows, 0..mid, a), || self.fill_features(rows, mid..d, b));
-                } else {
-                    rayon::join(|| self.fill_subset(rows, &fs[..mid], a, 0), || self.fill_subset(rows, &fs[mid..], b, cut));
-                }
-            } else {
-                self.fill_hist(rows, &mut h, fs);
-            }
+            self.fill_hist(rows, &mut h, fs);
             return h;
         }
         // One chunk per thread, each into its own buffer; the first collects the others.
@@ -431,24 +422,14 @@ impl<'a> Grow<'a> {
                 } else {
                     self.fill_subset(rows, p, h, base);
                 }
-                let search = |h: &[Bin], sum: Side| {
-                    let mut splittable = Vec::with_capacity(p.len());
-                    if self.max_depth.is_some_and(|m| depth >= m) || sum.c < 2 * self.min_data_in_leaf {
-                        return (None, splittable);
-                    }
-                    (self.best_split_of(p, h, base, sum, &mut splittable), splittable)
-                };
-                let a = search(h, sums[0]);
+                let a = self.best_split(p, h, base, sums[0], depth);
                 let b = match o {
                     Some(o) => {
                         for r in self.ranges(p) {
                             let r = r.start - base..r.end - base;
-                            for (x, y) in o[r.clone()].iter_mut().zip(&h[r]) {
-                                x.g -= y.g;
-                                x.h -= y.h;
-                            }
+                            subtract(&mut o[r.clone()], &h[r]);
                         }
-                        search(o, sums[1])
+                        self.best_split(p, o, base, sums[1], depth)
                     }
                     None => (None, Vec::new()),
                 };
@@ -482,46 +463,25 @@ impl<'a> Grow<'a> {
         out
     }
 
-    /// The best split of a leaf over the features `fs` (ascending), and those of `fs` that have a
-    /// split allowed by the limits on rows and hessian, whatever its gain: a feature without one
-    /// has none in any descendant either (their rows are fewer), so, as in LightGBM, the leaf's
-    /// children neither fill nor scan it.
-    fn best_split(&self, hist: &Hist, sum: Side, depth: usize, fs: &[usize]) -> (Option<Split>, Vec<usize>) {
-        if self.max_depth.is_some_and(|m| depth >= m) || sum.c < 2 * self.min_data_in_leaf {
-            return (None, Vec::new());
-        }
-        // Wide tables: features in parallel; the winner is the same as in order (the largest
-        // gain, the earliest feature on ties).
-        if fs.len() >= 64 && rayon::current_num_threads() > 1 {
-            let chunk = fs.len().div_ceil(rayon::current_num_threads() * 4);
-            let parts: Vec<(Option<Split>, Vec<usize>)> = fs
-                .par_chunks(chunk)
-                .map(|c| {
-                    let mut splittable = Vec::with_capacity(c.len());
-                    (self.best_split_of(c, hist, 0, sum, &mut splittable), splittable)
-                })
-                .collect();
-            let mut best: Option<Split> = None;
-            let mut splittable = Vec::with_capacity(fs.len());
-            for (b, s) in parts {
-                if let Some(b) = b
-                    && best.is_none_or(|x| b.gain > x.gain)
-                {
-                    best = Some(b);
-                }
-                splittable.extend(s);
-            }
-            return (best, splittable);
-        }
+    /// The best split of a leaf over the features `fs` (ascending) of the histogram part `hist`,
+    /// which starts at bin `base`, and those of `fs` that have a split allowed by the limits on
+    /// rows and hessian, whatever its gain: a feature without one has none in any descendant
+    /// either (their rows are fewer), so, as in LightGBM, the leaf's children neither fill nor
+    /// scan it.
+    fn best_split(&self, fs: &[usize], hist: &[Bin], base: usize, sum: Side, depth: usize) -> (Option<Split>, Vec<usize>) {
         let mut splittable = Vec::with_capacity(fs.len());
-        let best = self.best_split_of(fs, hist, 0, sum, &mut splittable);
+        if self.max_depth.is_some_and(|m| depth >= m) || sum.c < 2 * self.min_data_in_leaf {
+            return (None, splittable);
+        }
+        let best = self.best_split_of(fs, hist, base, sum, &mut splittable);
         (best, splittable)
     }
 
     /// One scan of a split search: the value bins of `h` in `order` join one side of the split,
     /// one at a time, and `emit(bin, g, h, rows)` gets that side after each bin while both sides
     /// keep `min_data_in_leaf` rows and `min_sum_hessian`; the scan stops once the other side has
-    /// too little. An empty bin is skipped (its candidate equals the one before it). A side's rows
+    /// too little. An empty bin is scanned like the others, without a branch: its candidate equals
+    /// the one before it, so it never wins (a later candidate needs a larger gain). A side's rows
     /// are the sum of its bins' rows, each estimated from its hessian (`per_hess` rows per unit of
     /// hessian, rounded), the other side the rest of the leaf's rows, as LightGBM counts them.
     #[inline(always)]
@@ -676,34 +636,16 @@ impl<'a> Grow<'a> {
             let large = Child { hist: Some(large), best: large_best, features: large_fs };
             return if small_is_left { [small, large] } else { [large, small] };
         }
+        // Not wide (fewer than PARALLEL_FEATURES features, or one thread): the subtraction is
+        // serial, on fewer bins than a hand-over between threads pays for.
         let small = self.build_hist(small_rows, fs);
         let mut large = parent_hist;
-        let ranges = self.ranges(fs);
-        let subtract = |large: &mut [Bin], small: &[Bin]| {
-            for (x, y) in large.iter_mut().zip(small) {
-                x.g -= y.g;
-                x.h -= y.h;
-            }
-        };
-        let bins: usize = ranges.iter().map(|r| r.len()).sum();
-        if bins >= PARALLEL_BINS && rayon::current_num_threads() > 1 {
-            // Chunks of the histogram in parallel, each subtracting where it meets `ranges`.
-            let c = PARALLEL_BINS / 4;
-            large.par_chunks_mut(c).zip(small.par_chunks(c)).enumerate().for_each(|(k, (l, s))| {
-                let (lo, hi) = (k * c, k * c + l.len());
-                for r in ranges.iter().filter(|r| r.start < hi && r.end > lo) {
-                    let (a, b) = (r.start.max(lo) - lo, r.end.min(hi) - lo);
-                    subtract(&mut l[a..b], &s[a..b]);
-                }
-            });
-        } else {
-            for r in ranges {
-                subtract(&mut large[r.clone()], &small[r]);
-            }
+        for r in self.ranges(fs) {
+            subtract(&mut large[r.clone()], &small[r]);
         }
         let (left_hist, right_hist) = if small_is_left { (small, large) } else { (large, small) };
-        let (left_best, left_fs) = self.best_split(&left_hist, left_sum, depth, fs);
-        let (right_best, right_fs) = self.best_split(&right_hist, right_sum, depth, fs);
+        let (left_best, left_fs) = self.best_split(fs, &left_hist, 0, left_sum, depth);
+        let (right_best, right_fs) = self.best_split(fs, &right_hist, 0, right_sum, depth);
         [Child { hist: Some(left_hist), best: left_best, features: left_fs }, Child { hist: Some(right_hist), best: right_best, features: right_fs }]
     }
 
@@ -724,7 +666,7 @@ impl<'a> Grow<'a> {
             (h, best, features)
         } else {
             let h = self.build_hist(indices, self.features);
-            let (best, features) = self.best_split(&h, sum, 0, self.features);
+            let (best, features) = self.best_split(self.features, &h, 0, sum, 0);
             (h, best, features)
         };
         let root = Child { hist: Some(root_hist), best, features };
@@ -871,8 +813,8 @@ mod tests {
         assert_eq!(compact.take_hist().len(), compact.total_bins());
     }
 
-    /// A wide table's small leaf, filled by two threads each over half of the features, has the
-    /// sums of one pass over every feature, bit for bit.
+    /// A wide table's leaf, filled by two threads each over its part of the features
+    /// ([`Grow::fill_and_search`]), has the sums of one pass over every feature, bit for bit.
     #[test]
     fn wide_histograms_filled_by_feature_halves_are_the_same_sums() {
         let (n, d) = (2_000, PARALLEL_FEATURES + 17);
@@ -888,7 +830,9 @@ mod tests {
         assert!(grow.all_features && !grow.blocked);
         let rows: Vec<u32> = (0..n as u32).filter(|i| i % 5 != 1).collect();
         let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        let halves = two.install(|| grow.build_hist(&rows, &all));
+        let mut halves = grow.take_hist_unzeroed();
+        halves.fill(Bin { g: f64::NAN, h: f64::NAN });
+        two.install(|| grow.fill_and_search(&rows, &all, &mut halves, None, [Side::default(); 2], 0));
         let mut one = grow.take_hist();
         grow.fill_hist(&rows, &mut one, &all);
         assert_eq!(halves.len(), one.len());
