@@ -1,11 +1,14 @@
 //! GBDT prediction timings: `gbdt_predict_bench [CACHE]` trains a seeded binary model of 300
 //! trees × 31 leaves on a generated 100k × 40 table (non-linear signal, 5 % missing values; the
 //! model is read from CACHE when that file exists, and written there otherwise), then times
-//! single-row prediction over 10,000 different held-out rows and batch prediction of 100k rows.
+//! single-row prediction over 10,000 different held-out rows and batch prediction of 100k rows:
+//! the compiled forest's portable walk (the walk before the AVX-512 one, which machines without
+//! AVX-512 still take) and `predict_raw` (the AVX-512 walk where the CPU has it), side by side in one run,
+//! each checked bit for bit against the plain walk summed in its order.
 
 use std::time::Instant;
 
-use omen_models::gbdt::{Gbdt, GbdtParams, Matrix, Tree};
+use omen_models::gbdt::{Compiled, Gbdt, GbdtParams, Matrix, Tree};
 use rayon::prelude::*;
 
 /// splitmix64 → uniform [0, 1).
@@ -43,94 +46,16 @@ fn data(n: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
     (x, y)
 }
 
-/// The compiled forest before this example's session: 32-byte nodes, 8 trees in lockstep.
-mod old {
-    use omen_models::gbdt::Tree;
-
-    #[derive(Clone, Copy)]
-    struct Node {
-        threshold: f64,
-        value: f64,
-        feature: u32,
-        child: [u32; 2],
-        default_left: bool,
-    }
-    const LANES: usize = 8;
-    pub struct Compiled {
-        nodes: Vec<Node>,
-        roots: Vec<u32>,
-        group_depth: Vec<u32>,
-    }
-    impl Compiled {
-        pub fn new(trees: &[Tree]) -> Compiled {
-            let depths: Vec<usize> = trees.iter().map(Tree::depth).collect();
-            let mut order: Vec<usize> = (0..trees.len()).collect();
-            order.sort_by_key(|&i| (depths[i], i));
-            let mut nodes = Vec::new();
-            let mut roots = Vec::with_capacity(trees.len());
-            for &i in &order {
-                let t = &trees[i];
-                let base = nodes.len() as u32;
-                let internal = t.split_feature.len() as u32;
-                roots.push(base);
-                let to_abs = |c: i32| if c >= 0 { base + c as u32 } else { base + internal + (!c) as u32 };
-                for n in 0..t.split_feature.len() {
-                    nodes.push(Node {
-                        threshold: t.threshold[n],
-                        value: 0.0,
-                        feature: t.split_feature[n],
-                        child: [to_abs(t.right[n]), to_abs(t.left[n])],
-                        default_left: t.default_left[n],
-                    });
-                }
-                for (l, &v) in t.leaf_value.iter().enumerate() {
-                    let me = base + internal + l as u32;
-                    nodes.push(Node { threshold: 0.0, value: v, feature: 0, child: [me, me], default_left: false });
-                }
-            }
-            let group_depth = order.chunks(LANES).map(|g| g.iter().map(|&i| depths[i]).max().unwrap_or(0) as u32).collect();
-            Compiled { nodes, roots, group_depth }
-        }
-
-        #[inline]
-        pub fn sum(&self, x: &[f64]) -> f64 {
-            let nodes = &self.nodes[..];
-            let mut total = 0.0;
-            for (g, roots) in self.roots.chunks(LANES).enumerate() {
-                let mut at = [0u32; LANES];
-                at[..roots.len()].copy_from_slice(roots);
-                if roots.len() == LANES {
-                    for _ in 0..self.group_depth[g] {
-                        for a in at.iter_mut() {
-                            let n = &nodes[*a as usize];
-                            let v = x[n.feature as usize];
-                            let left = (v <= n.threshold) | (v.is_nan() & n.default_left);
-                            *a = n.child[left as usize];
-                        }
-                    }
-                } else {
-                    for _ in 0..self.group_depth[g] {
-                        for a in at[..roots.len()].iter_mut() {
-                            let n = &nodes[*a as usize];
-                            let v = x[n.feature as usize];
-                            let left = (v <= n.threshold) | (v.is_nan() & n.default_left);
-                            *a = n.child[left as usize];
-                        }
-                    }
-                }
-                for a in &at[..roots.len()] {
-                    total += nodes[*a as usize].value;
-                }
-            }
-            total
-        }
-    }
-}
-
-/// The sum of the plain tree walk in the compiled order (trees by depth, then index): what the
-/// compiled forest must equal bit for bit.
+/// The sum of the plain tree walk in the order of the portable walk (trees by depth, then index).
 fn reference(trees: &[Tree], order: &[usize], x: &[f64]) -> f64 {
     order.iter().fold(0.0, |s, &i| s + trees[i].leaf_value[trees[i].leaf(x)])
+}
+
+/// The sum of the plain tree walk in the order of `predict_raw` (lane by lane).
+fn reference_lanes(model: &Gbdt, x: &[f64]) -> f64 {
+    let t = &model.trees;
+    let lane = |l: &Vec<usize>| l.iter().fold(0.0, |s, &i| s + t[i].leaf_value[t[i].leaf(x)]);
+    model.summation_lanes().iter().fold(0.0, |s, l| s + lane(l))
 }
 
 /// Seconds per call of `f` over `rows`: the fastest of `passes` passes over every row (the
@@ -174,9 +99,8 @@ fn main() {
     let test = Matrix::new(&xt, D);
     let rows: Vec<&[f64]> = (0..10_000).map(|i| test.row(i)).collect();
     let path: f64 = rows[..1000].iter().map(|r| trees.iter().map(|t| path_len(t, r)).sum::<usize>() as f64).sum::<f64>() / 1000.0;
-    let group_max: usize = order.chunks(8).map(|g| g.iter().map(|&i| depths[i]).max().unwrap()).sum();
     println!(
-        "{} trees, leaves {}..{}, depth {}..{} (mean {:.1}); path per row {:.0} nodes; Σ group depth × 8 = {}",
+        "{} trees, leaves {}..{}, depth {}..{} (mean {:.1}); path per row {:.0} nodes; {} lanes; AVX-512 walk: {}",
         trees.len(),
         trees.iter().map(Tree::num_leaves).min().unwrap(),
         trees.iter().map(Tree::num_leaves).max().unwrap(),
@@ -184,15 +108,17 @@ fn main() {
         depths.iter().max().unwrap(),
         depths.iter().sum::<usize>() as f64 / depths.len() as f64,
         path,
-        group_max * 8
+        model.summation_lanes().len(),
+        std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl"),
     );
 
-    let old = old::Compiled::new(trees);
+    // The walk before the AVX-512 one, which CPUs without AVX-512 still take.
+    let old = Compiled::portable(trees);
     let init = model.init_score;
     for r in &rows {
-        let want = init + reference(trees, &order, r);
-        assert_eq!(want.to_bits(), (init + old.sum(r)).to_bits());
-        assert_eq!(want.to_bits(), model.predict_raw(r).to_bits());
+        assert_eq!((init + reference(trees, &order, r)).to_bits(), (init + old.sum(r)).to_bits());
+        let want = (init + reference_lanes(&model, r)).to_bits();
+        assert_eq!(want, model.predict_raw(r).to_bits());
     }
     // The same row 10,000 times (as `omen train --json` measures it: a branch predictor that
     // has learnt the row's paths).
@@ -215,7 +141,7 @@ fn main() {
         let ob = batch(&|r| old.sum(r));
         let nb = batch(&|r| model.predict_raw(r));
         println!(
-            "round {round}: µs per row, 10,000 different rows: before {o:.3}, after {n:.3}; one row repeated: before {o1:.3}, after {n1:.3}; batch of 100,000 rows ({} threads): before {ob:.4} s, after {nb:.4} s",
+            "round {round}: µs per row, 10,000 different rows: before {o:.3}, predict_raw {n:.3}; one row repeated: before {o1:.3}, predict_raw {n1:.3}; batch of 100,000 rows ({} threads): before {ob:.4} s, predict_raw {nb:.4} s",
             rayon::current_num_threads()
         );
     }

@@ -89,10 +89,8 @@ fn binary_model_learns_a_non_linear_signal_and_stops_early() {
     let noise: f64 = imp[4..].iter().sum();
     assert!(signal > 5.0 * noise, "gain importance {imp:?}");
     // The compiled forest reaches the same leaves as the node-by-node walk (which sums them in
-    // tree order, so equal to rounding), and summed in its order (trees by depth, then index)
-    // they are equal bit for bit; rows with missing values, ±∞ and values equal to thresholds.
-    let mut order: Vec<usize> = (0..model.trees.len()).collect();
-    order.sort_by_key(|&i| (model.trees[i].depth(), i));
+    // tree order, so equal to rounding), and summed in its order (lane by lane) they are equal
+    // bit for bit; rows with missing values, ±∞ and values equal to thresholds.
     let t0 = &model.trees[0];
     for i in 0..2000 {
         let mut row = xh[i * D..(i + 1) * D].to_vec();
@@ -104,7 +102,8 @@ fn binary_model_learns_a_non_linear_signal_and_stops_early() {
         }
         let (a, b) = (model.predict_raw(&row), model.predict_raw_by_tree(&row));
         assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
-        let walked = order.iter().fold(0.0, |s, &t| s + model.trees[t].leaf_value[model.trees[t].leaf(&row)]);
+        let lane = |l: &Vec<usize>| l.iter().fold(0.0, |s, &t| s + model.trees[t].leaf_value[model.trees[t].leaf(&row)]);
+        let walked = model.summation_lanes().iter().fold(0.0, |s, l| s + lane(l));
         assert_eq!(a.to_bits(), (model.init_score + walked).to_bits(), "row {row:?}");
     }
 }

@@ -41,6 +41,9 @@ pub use bins::BinMapper;
 pub use params::{GbdtParams, Objective, ValidGbdtParams};
 pub use train::TrainReport;
 pub use tree::Tree;
+/// The compiled forest (for benchmarks: `Compiled::portable` is the walk of CPUs without AVX-512).
+#[doc(hidden)]
+pub use predict::Compiled;
 
 use rayon::prelude::*;
 
@@ -133,6 +136,12 @@ impl Gbdt {
     /// Predictions for every row of `m`, in parallel.
     pub fn predict_batch(&self, m: Matrix<'_>) -> Vec<f64> {
         (0..m.n_rows).into_par_iter().with_min_len(1024).map(|i| self.predict(m.row(i))).collect()
+    }
+
+    /// The order in which [`Gbdt::predict_raw`] adds the trees' values on this CPU: lane by lane,
+    /// each lane's trees in order from 0, then the lanes' sums in order from 0 (see `predict`).
+    pub fn summation_lanes(&self) -> Vec<Vec<usize>> {
+        self.compiled.lanes()
     }
 
     /// The raw score by walking each tree node by node (the reference the compiled forest must
