@@ -213,7 +213,7 @@ const BLOCK: usize = 256;
 const PREFETCH_AHEAD: usize = 24;
 
 /// Hints the CPU to bring `slice[i]` into cache (nothing when `i` is out of bounds). A hint
-/// only: it cannot change a result. The one `unsafe` of omen: `_mm_prefetch` is an intrinsic
+/// only: it cannot change a result. One of omen's few `unsafe` (ARCHITECTURE.md): `_mm_prefetch` is an intrinsic
 /// (SSE, part of the x86-64 baseline) on a pointer taken from a live reference, and a prefetch
 /// never faults.
 #[inline(always)]
