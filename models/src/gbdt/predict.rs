@@ -41,7 +41,8 @@ const WINDOW: usize = 256;
 /// Lane steps between two checks of whether every lane has finished.
 const CHECK_EVERY: usize = 2;
 
-/// The node every lane ends on: a leaf of value −0 (adding it changes no sum) that leads to itself.
+/// The node every lane ends on: a leaf that leads to itself (of value −0 in the AVX-512 layout,
+/// where adding it changes no lane's sum; the portable walk records it at a slot of its own).
 const SENTINEL: u32 = 0;
 
 /// How a split reads its feature (the index of its list in [`Slots`]).
@@ -156,7 +157,7 @@ thread_local! {
 impl Compiled {
     /// The forest in the AVX-512 layout where this CPU has it, else in the portable one.
     pub fn new(trees: &[Tree]) -> Compiled {
-        Compiled::with_layout(trees, simd::available())
+        Compiled::with_layout(trees, true)
     }
 
     /// The forest in the portable layout, whatever the CPU.
@@ -164,6 +165,7 @@ impl Compiled {
         Compiled::with_layout(trees, false)
     }
 
+    /// With `simd`, the AVX-512 layout where [`Lanes::new`] can make one.
     fn with_layout(trees: &[Tree], simd: bool) -> Compiled {
         let slots = Slots::new(trees);
         let layout = match simd.then(|| Lanes::new(trees, &slots)).flatten() {
@@ -302,8 +304,9 @@ impl Chained {
     }
 }
 
-/// The AVX-512 layout: thresholds and links in two arrays, 48 lanes.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// The AVX-512 layout: thresholds and links in two arrays, 48 lanes. Only [`Lanes::new`] makes
+/// one, and only where the CPU has AVX-512 and every link is in bounds: the walk relies on both.
+#[derive(Debug, Clone, PartialEq)]
 struct Lanes {
     /// Each node's threshold (a leaf's value; −0 for the sentinel).
     threshold: Vec<f64>,
@@ -319,9 +322,12 @@ struct Lanes {
 }
 
 impl Lanes {
-    /// The layout, or `None` if a gather could read out of bounds (a forest too large for 32-bit
-    /// indices).
+    /// The layout, or `None` where the CPU lacks AVX-512 or a gather could read out of bounds
+    /// (a forest too large for 32-bit indices).
     fn new(trees: &[Tree], slots: &Slots) -> Option<Lanes> {
+        if !simd::available() {
+            return None;
+        }
         let nan_slot = slots.len() as u32;
         let n_lanes = trees.len().div_ceil(GROUP).clamp(1, LANES / GROUP) * GROUP;
         let all: Vec<usize> = (0..trees.len()).collect();
@@ -407,12 +413,12 @@ mod simd {
     }
 
     /// Walks the lanes of `c`, a register of 8 at a time and every register in flight, into
-    /// `acc`. Only called when [`available`] said yes and `c`'s links are all in bounds.
+    /// `acc`.
     #[cfg(target_arch = "x86_64")]
     pub(super) fn walk(c: &Lanes, xs: &[f64], acc: &mut [f64; LANES]) {
-        assert!(available() && xs.len() >= c.width);
-        // SAFETY: the CPU has AVX-512F and VL (checked above), and `walk_v` reads only at links
-        // that `Lanes::new` checked in bounds (nodes, and slots < `c.width` ≤ `xs.len()`).
+        assert!(xs.len() >= c.width);
+        // SAFETY: a `Lanes` exists only where `Lanes::new` found AVX-512F and VL and checked every
+        // link in bounds, so `walk_v` reads only at nodes of `c` and slots < `c.width` ≤ `xs.len()`.
         #[allow(unsafe_code)]
         unsafe {
             match c.first.len() / GROUP {
@@ -443,12 +449,8 @@ mod simd {
         let mut at = [_mm256_setzero_si256(); V];
         let mut sum = [_mm512_setzero_pd(); V];
         for (v, a) in at.iter_mut().enumerate() {
-            let mut f = [0i32; GROUP];
-            for (o, &i) in f.iter_mut().zip(&c.first[v * GROUP..(v + 1) * GROUP]) {
-                *o = i as i32;
-            }
-            // SAFETY: an unaligned read of 8 i32.
-            *a = unsafe { _mm256_loadu_si256(f.as_ptr().cast()) };
+            // SAFETY: an unaligned read of the 8 u32 of a slice of 8 (node indices < 2³¹).
+            *a = unsafe { _mm256_loadu_si256(c.first[v * GROUP..(v + 1) * GROUP].as_ptr().cast()) };
         }
         loop {
             for _ in 0..CHECK_EVERY {
