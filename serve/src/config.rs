@@ -37,6 +37,8 @@ pub struct ServeConfig {
     pub score_log: ScoreLogConfig,
     /// `[serve.prometheus]`: where to pull samples for requests that carry none.
     pub prometheus: crate::prometheus::PrometheusConfig,
+    /// `[serve.synthetic_load]`: the metrics a request's `synthetic_load` results are samples of.
+    pub synthetic_load: SyntheticLoadConfig,
 }
 
 impl Default for ServeConfig {
@@ -49,7 +51,69 @@ impl Default for ServeConfig {
             reasons: 8,
             score_log: ScoreLogConfig::default(),
             prometheus: Default::default(),
+            synthetic_load: SyntheticLoadConfig::default(),
         }
+    }
+}
+
+/// `[serve.synthetic_load]`: which metric each field of a request's `synthetic_load` results
+/// (a load test of the new version at the full-traffic rate, in the figures `omen load run
+/// --json`, k6 and Locust report) is a load-test sample of, and the factor to that metric's unit:
+///
+/// ```toml
+/// [serve.synthetic_load]
+/// latency_p99_ms = { metric = "http_request_duration_seconds_p99", scale = 0.001 }
+/// error_rate = { metric = "http_error_rate" }
+/// ```
+///
+/// Each result becomes one sample of role `loadtest` per mapped field, at the request's
+/// checkpoint, in a series of its own (`synthetic_load=<name>`, or its index when unnamed): the
+/// load-test features (`l__<metric>__…`, `[features] load_tests`) then read them as they read
+/// load-test samples sent under `metrics`. Fields without a mapping are not used.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyntheticLoadConfig {
+    pub rps: Option<SyntheticField>,
+    pub latency_p50_ms: Option<SyntheticField>,
+    pub latency_p99_ms: Option<SyntheticField>,
+    pub error_rate: Option<SyntheticField>,
+}
+
+/// The metric of one field of the synthetic-load results.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticField {
+    /// The metric the field is a sample of (a metric of `[features] load_tests`).
+    pub metric: String,
+    /// The field's value times `scale` is the sample (0.001: milliseconds to seconds).
+    #[serde(default = "one")]
+    pub scale: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl SyntheticLoadConfig {
+    /// The mapped fields, by their names in the proto.
+    pub fn fields(&self) -> impl Iterator<Item = (&'static str, &SyntheticField)> {
+        [("rps", &self.rps), ("latency_p50_ms", &self.latency_p50_ms), ("latency_p99_ms", &self.latency_p99_ms), ("error_rate", &self.error_rate)]
+            .into_iter()
+            .filter_map(|(name, f)| f.as_ref().map(|f| (name, f)))
+    }
+
+    /// Every mapping names a metric and a finite, non-zero scale.
+    pub fn check(&self) -> Result<()> {
+        for (name, f) in self.fields() {
+            let field = |what: &str| format!("serve.synthetic_load.{name}.{what}");
+            if f.metric.trim().is_empty() {
+                return Err(Error::Config { field: field("metric"), message: "required".into() });
+            }
+            if !f.scale.is_finite() || f.scale == 0.0 {
+                return Err(Error::Config { field: field("scale"), message: format!("must be a finite, non-zero number, got {}", f.scale) });
+            }
+        }
+        Ok(())
     }
 }
 

@@ -10,7 +10,7 @@ use omen_features::feature::{
 use omen_features::ingest::metrics::canonical_labels;
 use omen_models::judge::{self, Classification, JudgeParams, MetricInput, ValidJudgeParams, Verdict};
 
-use crate::config::Limits;
+use crate::config::{Limits, SyntheticLoadConfig};
 use crate::error::{Error, Result};
 use crate::models::{Loaded, Snapshot};
 use crate::policy::{Evidence, Policy, StreamState};
@@ -25,6 +25,8 @@ pub struct Scorer {
     pub limits: Limits,
     /// Reasons per answer.
     pub reasons: usize,
+    /// The metrics of the synthetic-load results' fields.
+    pub synthetic_load: SyntheticLoadConfig,
     /// Without `judge`: the default judge of each set of metric names, built once per set.
     pub judges: JudgeCache,
     /// The change context of each canary, per loaded history.
@@ -188,12 +190,39 @@ pub fn validate(r: &proto::ScoreRequest, limits: &Limits) -> Result<()> {
         }
         _ => {}
     }
+    if r.synthetic_load.len() > limits.max_samples {
+        return Err(Error::invalid("synthetic_load", format!("{} results, at most {}", r.synthetic_load.len(), limits.max_samples)));
+    }
     for (i, s) in r.synthetic_load.iter().enumerate() {
         for (f, v) in [("rps", s.rps), ("latency_p50_ms", s.latency_p50_ms), ("latency_p99_ms", s.latency_p99_ms), ("error_rate", s.error_rate)] {
             finite(&format!("synthetic_load[{i}].{f}"), v)?;
         }
     }
     Ok(())
+}
+
+/// The request's synthetic-load results as load-test samples of the mapped metrics (see
+/// [`SyntheticLoadConfig`]): one per result and mapped field, at the checkpoint, each result a
+/// series of its own.
+pub fn synthetic_samples<'a>(config: &'a SyntheticLoadConfig, r: &proto::ScoreRequest, checkpoint: i64) -> Vec<(&'a str, Sample)> {
+    let mut out = Vec::new();
+    if config.fields().next().is_none() {
+        return out;
+    }
+    for (i, s) in r.synthetic_load.iter().enumerate() {
+        let name = if s.name.trim().is_empty() { i.to_string() } else { s.name.clone() };
+        let series = series_id(&canonical_labels([("synthetic_load", name.as_str())]));
+        for (field, map) in config.fields() {
+            let value = match field {
+                "rps" => s.rps,
+                "latency_p50_ms" => s.latency_p50_ms,
+                "latency_p99_ms" => s.latency_p99_ms,
+                _ => s.error_rate,
+            };
+            out.push((map.metric.as_str(), Sample { ts: checkpoint, series, value: value * map.scale }));
+        }
+    }
+    out
 }
 
 /// What a stream remembers of its canary besides the policy's state.
@@ -307,6 +336,9 @@ impl Scorer {
             let e = judged.entry(m.metric.as_str()).or_default();
             e.0.extend(m.canary.iter().filter(|s| within(s, started, checkpoint)).map(|s| s.value));
             e.1.extend(m.baseline.iter().filter(|s| within(s, started, checkpoint)).map(|s| s.value));
+        }
+        for (metric, sample) in synthetic_samples(&self.synthetic_load, r, checkpoint) {
+            builder.extend(metric, Role::LoadTest, std::iter::once(sample));
         }
         let windows = builder.finish();
         let ctx = self.contexts.get(snap, r, started);
@@ -503,5 +535,89 @@ fn verdict(v: &judge::MetricVerdict) -> proto::MetricVerdict {
         baseline_samples: v.n_baseline as u32,
         critical_failure: v.critical_failure,
         reason: v.reason.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use omen_features::feature::{LoadTestState, load_test_features};
+
+    use super::*;
+    use crate::config::SyntheticField;
+
+    const S: i64 = 1_000_000;
+
+    /// The load-test features of `metric` in the windows of `r` (started at 0, checkpoint 600 s),
+    /// with the synthetic-load results mapped by `config`.
+    fn load_test(config: &SyntheticLoadConfig, r: &proto::ScoreRequest, metric: &str) -> omen_features::feature::LoadTestFeatures {
+        let mut builder = WindowsBuilder::new(0, None, None, vec![(0, 5.0)]);
+        for m in &r.metrics {
+            let sample = |s: &proto::Sample| Sample { ts: (s.time * US).round() as i64, series: series_id(""), value: s.value };
+            builder.extend(&m.metric, Role::Baseline, m.baseline.iter().map(sample));
+            builder.extend(&m.metric, Role::LoadTest, m.loadtest.iter().map(sample));
+        }
+        for (m, sample) in synthetic_samples(config, r, 600 * S) {
+            builder.extend(m, Role::LoadTest, std::iter::once(sample));
+        }
+        let w = builder.finish();
+        let s = &w.metrics[metric];
+        load_test_features(s.loadtest.between(0, 600 * S), s.baseline.between(0, 600 * S))
+    }
+
+    #[test]
+    fn synthetic_load_results_are_load_test_samples_of_the_mapped_metrics() {
+        let p99 = "http_request_duration_seconds_p99";
+        let baseline: Vec<proto::Sample> = (0..20).map(|i| proto::Sample { time: f64::from(i) * 30.0, value: 0.25 }).collect();
+        let results = [(750.0, 0.5), (1000.0, 1.5), (500.0, 0.0)];
+        let synthetic: Vec<proto::SyntheticLoad> = results
+            .iter()
+            .enumerate()
+            .map(|(i, &(p99_ms, err))| proto::SyntheticLoad {
+                // Two unnamed results and a named one: each is a series of its own.
+                name: if i == 1 { "full-rate".into() } else { String::new() },
+                rps: 900.0,
+                latency_p50_ms: 100.0,
+                latency_p99_ms: p99_ms,
+                error_rate: err,
+            })
+            .collect();
+        let request = |loadtest: Vec<proto::Sample>, synthetic_load: Vec<proto::SyntheticLoad>| proto::ScoreRequest {
+            metrics: vec![proto::MetricSamples { metric: p99.into(), baseline: baseline.clone(), loadtest, ..Default::default() }],
+            synthetic_load,
+            ..Default::default()
+        };
+        let mapped = SyntheticLoadConfig {
+            latency_p99_ms: Some(SyntheticField { metric: p99.into(), scale: 0.001 }),
+            error_rate: Some(SyntheticField { metric: "http_error_rate".into(), scale: 1.0 }),
+            ..Default::default()
+        };
+        // The same values sent as load-test samples under `metrics`.
+        let as_samples: Vec<proto::Sample> = results.iter().enumerate().map(|(i, r)| proto::Sample { time: 100.0 + i as f64, value: r.0 / 1000.0 }).collect();
+        let want = load_test(&SyntheticLoadConfig::default(), &request(as_samples, vec![]), p99);
+        assert_eq!(want.state, Some(LoadTestState::Ok));
+        assert_eq!(want.n, 3);
+        let got = load_test(&mapped, &request(vec![], synthetic.clone()), p99);
+        assert_eq!(got, want);
+        assert_eq!(got.mean, Some(0.75));
+        assert_eq!(got.shift, Some(0.5));
+        // Another field into another metric (one without a baseline).
+        let err = load_test(&mapped, &request(vec![], synthetic.clone()), "http_error_rate");
+        assert_eq!((err.state, err.n, err.mean), (Some(LoadTestState::BaselineMissing), 3, Some(2.0 / 3.0)));
+        // Without a mapping the results are not samples.
+        let none = load_test(&SyntheticLoadConfig::default(), &request(vec![], synthetic), p99);
+        assert_eq!((none.state, none.n), (Some(LoadTestState::NoData), 0));
+    }
+
+    #[test]
+    fn a_synthetic_load_mapping_needs_a_metric_and_a_usable_scale() {
+        let bad = |f: SyntheticField| SyntheticLoadConfig { latency_p50_ms: Some(f), ..Default::default() }.check().unwrap_err().to_string();
+        assert!(bad(SyntheticField { metric: " ".into(), scale: 1.0 }).contains("serve.synthetic_load.latency_p50_ms.metric"));
+        let e = bad(SyntheticField { metric: "m".into(), scale: 0.0 });
+        assert!(e.contains("serve.synthetic_load.latency_p50_ms.scale") && e.contains("non-zero"), "{e}");
+        assert!(bad(SyntheticField { metric: "m".into(), scale: f64::NAN }).contains("finite"));
+        let text = "[serve.synthetic_load]\nlatency_p99_ms = { metric = \"p99\", scale = 0.001 }\n";
+        let cfg: crate::config::ConfigFile = toml::from_str(text).unwrap();
+        assert_eq!(cfg.serve.synthetic_load.fields().map(|(n, f)| (n, f.metric.as_str(), f.scale)).collect::<Vec<_>>(), [("latency_p99_ms", "p99", 0.001)]);
+        assert!(toml::from_str::<crate::config::ConfigFile>("[serve.synthetic_load]\nlatency_p90_ms = { metric = \"p\" }\n").is_err());
     }
 }

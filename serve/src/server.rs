@@ -137,6 +137,7 @@ pub async fn run(opts: Options, reload_now: Arc<Notify>, shutdown: impl std::fut
     let request_timeout = duration("serve.limits.request_timeout", &cfg.limits.request_timeout)?;
     let reload_every = duration("serve.reload_interval", &cfg.reload_interval)?;
     let flush = duration("serve.score_log.flush_interval", &cfg.score_log.flush_interval)?;
+    cfg.synthetic_load.check()?;
     if cfg.limits.max_concurrent == 0 {
         return Err(Error::Config { field: "serve.limits.max_concurrent".into(), message: "must be at least 1".into() });
     }
@@ -155,7 +156,15 @@ pub async fn run(opts: Options, reload_now: Arc<Notify>, shutdown: impl std::fut
         None => (ScoreLog::disabled(metrics.clone()), None),
     };
     let app = Arc::new(App {
-        scorer: Scorer { policy, judge, limits: cfg.limits.clone(), reasons: cfg.reasons, judges: Default::default(), contexts: Default::default() },
+        scorer: Scorer {
+            policy,
+            judge,
+            limits: cfg.limits.clone(),
+            reasons: cfg.reasons,
+            synthetic_load: cfg.synthetic_load.clone(),
+            judges: Default::default(),
+            contexts: Default::default(),
+        },
         shared: Shared::default(),
         limiter: Arc::new(Semaphore::new(cfg.limits.max_concurrent)),
         pool,

@@ -271,6 +271,10 @@ fn bad_requests_name_the_field_and_streams_keep_one_deployment() {
         (Box::new(|r| r.metrics[0].canary.insert(0, proto::Sample { time: f64::NAN, value: 1.0 })), "metrics[0].canary[0].time: must be a finite number"),
         (Box::new(|r| r.metrics[1].metric.clear()), "metrics[1].metric: required"),
         (Box::new(|r| r.change = Some(proto::Change { kind: Some(proto::change::Kind::Commits(proto::CommitRange::default())) })), "change.commits.to_sha: required"),
+        (
+            Box::new(|r| r.synthetic_load.push(proto::SyntheticLoad { latency_p99_ms: f64::NAN, ..Default::default() })),
+            "synthetic_load[0].latency_p99_ms: must be a finite number",
+        ),
     ];
     for (alter, want) in cases {
         let mut r = good.clone();
@@ -279,6 +283,30 @@ fn bad_requests_name_the_field_and_streams_keep_one_deployment() {
         assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
         assert!(e.message().contains(want), "{} does not name `{want}`", e.message());
     }
+    // A load test's summary in `synthetic_load` scores as its samples did (the sample config maps
+    // `latency_p99_ms` to the p99 metric in seconds): the finite load-test samples of the window
+    // become one result each, in milliseconds (a summary is a number; the NaN samples that the
+    // load-test features leave out are not sent).
+    let p99 = "http_request_duration_seconds_p99";
+    let (start, checkpoint) = (good.started_at, good.started_at + good.elapsed_seconds);
+    let mut summarised = good.clone();
+    let mut results = Vec::new();
+    for m in summarised.metrics.iter_mut().filter(|m| m.metric == p99) {
+        results.extend(m.loadtest.iter().filter(|s| s.time >= start && s.time <= checkpoint && s.value.is_finite()).map(|s| s.value));
+        m.loadtest.clear();
+    }
+    assert!(results.len() >= 3, "the sample canary has a load test: {results:?}");
+    summarised.synthetic_load = results
+        .iter()
+        .enumerate()
+        .map(|(i, v)| proto::SyntheticLoad { name: format!("run {i}"), rps: 50.0, latency_p99_ms: v * 1000.0, ..Default::default() })
+        .collect();
+    let [a, b] = [&good, &summarised].map(|r| rt.block_on(c.score(r.clone())).unwrap().into_inner());
+    // The mean of the load test may differ in its last bits (v × 1000 × 0.001, another order).
+    // (This small model does not split on the load-test features; the unit test
+    // `synthetic_load_results_are_load_test_samples_of_the_mapped_metrics` checks the features.)
+    assert!((a.failure_probability - b.failure_probability).abs() < 1e-9, "{} vs {}", a.failure_probability, b.failure_probability);
+    assert_eq!((a.decision, a.next_weight), (b.decision, b.next_weight));
     // A stream: one answer per message, in order; a second deployment in it is refused.
     let mut msgs = Vec::new();
     for minutes in [5, 10, 20] {
