@@ -95,11 +95,20 @@ fn one() -> f64 {
 }
 
 impl SyntheticLoadConfig {
+    /// The mapping of the field `name` (its name in the proto), if any.
+    pub fn field(&self, name: &str) -> Option<&SyntheticField> {
+        match name {
+            "rps" => self.rps.as_ref(),
+            "latency_p50_ms" => self.latency_p50_ms.as_ref(),
+            "latency_p99_ms" => self.latency_p99_ms.as_ref(),
+            "error_rate" => self.error_rate.as_ref(),
+            _ => None,
+        }
+    }
+
     /// The mapped fields, by their names in the proto.
-    pub fn fields(&self) -> impl Iterator<Item = (&'static str, &SyntheticField)> {
-        [("rps", &self.rps), ("latency_p50_ms", &self.latency_p50_ms), ("latency_p99_ms", &self.latency_p99_ms), ("error_rate", &self.error_rate)]
-            .into_iter()
-            .filter_map(|(name, f)| f.as_ref().map(|f| (name, f)))
+    fn fields(&self) -> impl Iterator<Item = (&'static str, &SyntheticField)> {
+        ["rps", "latency_p50_ms", "latency_p99_ms", "error_rate"].into_iter().filter_map(|n| self.field(n).map(|f| (n, f)))
     }
 
     /// Every mapping names a metric and a finite, non-zero scale.
