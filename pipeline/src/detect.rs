@@ -175,16 +175,16 @@ pub async fn for_each_service(
         if !rel.ends_with(".parquet") {
             continue;
         }
-        let service = partition_values(&rel).into_iter().find(|(k, _)| k == "service").map(|(_, v)| v).unwrap_or_default();
+        let service = service_of(&rel);
         if filter.service.as_ref().is_some_and(|s| *s != service) {
             continue;
         }
         files.entry(service).or_default().push(rel);
     }
     let mut total = 0usize;
-    for (service, rels) in files {
-        let mut by_key: HashMap<(String, String), Vec<(i64, f64)>> = HashMap::new();
-        let mut selected: HashMap<(String, String), bool> = HashMap::new();
+    for rels in files.into_values() {
+        // One service at a time: memory holds one service's series.
+        let mut collector = SeriesCollector::new(filter.clone());
         for rel in rels {
             let Some(bytes) = store.get(&rel).await? else { continue };
             let columns = ["ts", "metric", "labels", "value"].map(String::from).to_vec();
@@ -192,43 +192,100 @@ pub async fn for_each_service(
                 .with_columns(Some(columns))
                 .finish()
                 .map_err(|e| Error::input(&rel, e.to_string()))?;
-            let err = |c: &str, e: PolarsError| Error::input(&rel, format!("column `{c}`: {e}"));
-            let metric = df.column("metric")?.str().map_err(|e| err("metric", e))?;
-            let labels = df.column("labels")?.str().map_err(|e| err("labels", e))?;
-            let value = df.column("value")?.f64().map_err(|e| err("value", e))?;
-            let ts = df.column("ts")?.datetime().map_err(|e| err("ts", e))?.physical();
-            for (((m, l), v), t) in metric.iter().zip(labels.iter()).zip(value.iter()).zip(ts.iter()) {
-                let (Some(m), Some(t)) = (m, t) else { continue };
-                if filter.since_us.is_some_and(|s| t < s) || filter.until_us.is_some_and(|u| t > u) {
-                    continue;
-                }
-                let l = l.unwrap_or("");
-                // the selector once per series
-                let key = (m.to_string(), l.to_string());
-                let keep = *selected
-                    .entry(key.clone())
-                    .or_insert_with(|| filter.selector.as_ref().is_none_or(|s| s.matches(&service, m, l)));
-                if keep {
-                    by_key.entry(key).or_default().push((t, v.unwrap_or(f64::NAN)));
-                    total += 1;
-                }
-            }
+            collector.add(&rel, &df)?;
         }
-        let mut series: Vec<Series> = by_key
-            .into_iter()
-            .map(|((metric, labels), mut samples)| {
-                if crate::features::is_counter(&metric) {
-                    samples = counter_rate(samples);
-                }
-                Series { service: service.clone(), metric, labels, samples }
-            })
-            .collect();
-        series.sort_by(|a, b| (&a.metric, &a.labels).cmp(&(&b.metric, &b.labels)));
-        if !series.is_empty() {
+        total += collector.total;
+        for (service, series) in collector.finish() {
             each(&service, series)?;
         }
     }
     Ok(total)
+}
+
+/// The service of a `metrics/` file, from its `service=` folder ("" without one).
+fn service_of(rel: &str) -> String {
+    partition_values(rel).into_iter().find(|(k, _)| k == "service").map(|(_, v)| v).unwrap_or_default()
+}
+
+/// The series of the `metrics/` files it is given (each file's `ts`, `metric`, `labels` and
+/// `value` columns), grouped by service, as [`for_each_service`] reads them; for readers that
+/// read the files for something else too (`omen train sequence`).
+#[derive(Debug)]
+pub struct SeriesCollector {
+    filter: SeriesFilter,
+    /// Per service: the samples of each (metric, labels), and whether the selector keeps it.
+    services: BTreeMap<String, ServiceSeries>,
+    /// Samples kept.
+    pub total: usize,
+}
+
+#[derive(Debug, Default)]
+struct ServiceSeries {
+    by_key: HashMap<(String, String), Vec<(i64, f64)>>,
+    selected: HashMap<(String, String), bool>,
+}
+
+impl SeriesCollector {
+    pub fn new(filter: SeriesFilter) -> SeriesCollector {
+        SeriesCollector { filter, services: BTreeMap::new(), total: 0 }
+    }
+
+    /// Adds the rows of the file `rel` (of its service, when the filter takes it).
+    pub fn add(&mut self, rel: &str, df: &DataFrame) -> Result<()> {
+        let service = service_of(rel);
+        if self.filter.service.as_ref().is_some_and(|s| *s != service) {
+            return Ok(());
+        }
+        let err = |c: &str, e: PolarsError| Error::input(rel, format!("column `{c}`: {e}"));
+        let column = |c: &str| df.column(c).map_err(|e| err(c, e));
+        let metric = column("metric")?.str().map_err(|e| err("metric", e))?;
+        let labels = column("labels")?.str().map_err(|e| err("labels", e))?;
+        let value = column("value")?.f64().map_err(|e| err("value", e))?;
+        let ts = column("ts")?.datetime().map_err(|e| err("ts", e))?.physical();
+        let filter = &self.filter;
+        let out = self.services.entry(service.clone()).or_default();
+        for (((m, l), v), t) in metric.iter().zip(labels.iter()).zip(value.iter()).zip(ts.iter()) {
+            let (Some(m), Some(t)) = (m, t) else { continue };
+            if filter.since_us.is_some_and(|s| t < s) || filter.until_us.is_some_and(|u| t > u) {
+                continue;
+            }
+            let l = l.unwrap_or("");
+            // the selector once per series
+            let key = (m.to_string(), l.to_string());
+            let keep = *out
+                .selected
+                .entry(key.clone())
+                .or_insert_with(|| filter.selector.as_ref().is_none_or(|s| s.matches(&service, m, l)));
+            if keep {
+                out.by_key.entry(key).or_default().push((t, v.unwrap_or(f64::NAN)));
+                self.total += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Each service's series (sorted by metric and labels; counters as rates), services in order,
+    /// those without a series left out.
+    pub fn finish(self) -> Vec<(String, Vec<Series>)> {
+        let mut out = Vec::new();
+        for (service, s) in self.services {
+            let mut series: Vec<Series> = s
+                .by_key
+                .into_iter()
+                .map(|((metric, labels), mut samples)| {
+                    if crate::features::is_counter(&metric) {
+                        samples = counter_rate(samples);
+                    }
+                    Series { service: service.clone(), metric, labels, samples }
+                })
+                .collect();
+            series.sort_by(|a, b| (&a.metric, &a.labels).cmp(&(&b.metric, &b.labels)));
+            if !series.is_empty() {
+                out.push((service, series));
+            }
+        }
+        out
+    }
 }
 
 /// The reference of each series, as an index into `series`: for a canary's series (a label whose

@@ -251,6 +251,18 @@ pub(crate) struct Samples {
 /// Reads the canary, baseline and load-test samples (of `only` when it is not empty), attributes them to
 /// deployments, and returns them with the sorted metric names they use.
 pub(crate) async fn read_samples(store: &Store, deployments: &[Deployment], only: &[String]) -> Result<(Samples, Vec<String>)> {
+    read_samples_with(store, deployments, only, |_, _| Ok(())).await
+}
+
+/// [`read_samples`], handing each file's rows (`ts`, `metric`, `labels`, `value`, `deployment`,
+/// `role`) to `also` too, for a reader that needs them for something else (one read of
+/// `metrics/` instead of two).
+pub(crate) async fn read_samples_with(
+    store: &Store,
+    deployments: &[Deployment],
+    only: &[String],
+    mut also: impl FnMut(&str, &DataFrame) -> Result<()>,
+) -> Result<(Samples, Vec<String>)> {
     // Labelled samples: joined to their deployment by Polars; the rest: by service and time.
     let index = DataFrame::new_infer_height(vec![
         Column::new("deployment".into(), deployments.iter().map(|d| d.id.as_str()).collect::<Vec<_>>()),
@@ -281,6 +293,7 @@ pub(crate) async fn read_samples(store: &Store, deployments: &[Deployment], only
             .with_columns(Some(columns))
             .finish()
             .map_err(|e| Error::input(&rel, e.to_string()))?;
+        also(&rel, &df)?;
         let df = df
             .lazy()
             .filter(col("role").eq(lit("canary")).or(col("role").eq(lit("baseline"))).or(col("role").eq(lit("loadtest"))))

@@ -384,10 +384,24 @@ pub struct SequenceData {
 /// Reads `deployments/` and the canary and baseline samples of `metrics/` as `omen features
 /// build` does.
 pub async fn read_sequence_data(store: &Store, features: &FeatureParams) -> Result<SequenceData> {
+    read_sequence_data_with(store, features, None).await
+}
+
+/// [`read_sequence_data`], with every series of the store collected by `series` in the same read
+/// of `metrics/`.
+async fn read_sequence_data_with(
+    store: &Store,
+    features: &FeatureParams,
+    mut series: Option<&mut crate::detect::SeriesCollector>,
+) -> Result<SequenceData> {
     let valid_features = features.check()?;
     let mut deployments = read_deployments(store).await?;
     deployments.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
-    let (samples, names) = crate::features::read_samples(store, &deployments, &valid_features.metrics).await?;
+    let also = |rel: &str, df: &polars::prelude::DataFrame| match series.as_deref_mut() {
+        Some(c) => c.add(rel, df),
+        None => Ok(()),
+    };
+    let (samples, names) = crate::features::read_samples_with(store, &deployments, &valid_features.metrics, also).await?;
     let metrics: Vec<String> = if valid_features.metrics.is_empty() {
         names.iter().filter(|m| !crate::features::is_counter(m)).cloned().collect()
     } else {
@@ -406,14 +420,13 @@ pub async fn read_sequence_data(store: &Store, features: &FeatureParams) -> Resu
 
 /// [`read_sequence_data`], and the store's metric series when `args` fits a series detector.
 pub async fn read_sequence_data_for(store: &Store, features: &FeatureParams, args: &SequenceArgs) -> Result<SequenceData> {
-    let mut data = read_sequence_data(store, features).await?;
-    if args.detector.is_some() {
-        crate::detect::for_each_service(store, &crate::detect::SeriesFilter::default(), |_, s| {
-            data.series.extend(s);
-            Ok(())
-        })
-        .await?;
+    if args.detector.is_none() {
+        return read_sequence_data(store, features).await;
     }
+    // One read of `metrics/` for both: the canary windows and every series.
+    let mut collector = crate::detect::SeriesCollector::new(crate::detect::SeriesFilter::default());
+    let mut data = read_sequence_data_with(store, features, Some(&mut collector)).await?;
+    data.series = collector.finish().into_iter().flat_map(|(_, s)| s).collect();
     Ok(data)
 }
 
