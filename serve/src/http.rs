@@ -188,3 +188,21 @@ async fn flagger(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_load_results_come_in_the_proto3_json_mapping() {
+        let body = br#"{"service": "checkout", "deploymentId": "d-1", "currentWeight": 10,
+            "syntheticLoad": [{"name": "full-rate", "rps": 1200, "latencyP50Ms": 80.5, "latencyP99Ms": 850, "errorRate": 0.02}]}"#;
+        let r = request_from_json(body).unwrap();
+        assert_eq!(r.synthetic_load.len(), 1);
+        let s = &r.synthetic_load[0];
+        assert_eq!((s.name.as_str(), s.rps, s.latency_p50_ms, s.latency_p99_ms, s.error_rate), ("full-rate", 1200.0, 80.5, 850.0, 0.02));
+        // An unknown field of a result is refused, named.
+        let e = request_from_json(br#"{"syntheticLoad": [{"latencyP90Ms": 1}]}"#).unwrap_err();
+        assert!(e.contains("latencyP90Ms"), "{e}");
+    }
+}
