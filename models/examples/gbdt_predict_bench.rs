@@ -46,16 +46,10 @@ fn data(n: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
     (x, y)
 }
 
-/// The sum of the plain tree walk in the order of the portable walk (trees by depth, then index).
-fn reference(trees: &[Tree], order: &[usize], x: &[f64]) -> f64 {
-    order.iter().fold(0.0, |s, &i| s + trees[i].leaf_value[trees[i].leaf(x)])
-}
-
-/// The sum of the plain tree walk in the order of `predict_raw` (lane by lane).
-fn reference_lanes(model: &Gbdt, x: &[f64]) -> f64 {
-    let t = &model.trees;
-    let lane = |l: &Vec<usize>| l.iter().fold(0.0, |s, &i| s + t[i].leaf_value[t[i].leaf(x)]);
-    model.summation_lanes().iter().fold(0.0, |s, l| s + lane(l))
+/// The sum of the plain tree walk in the order `lanes` names (`Compiled::lanes`: lane by lane).
+fn reference(trees: &[Tree], lanes: &[Vec<usize>], x: &[f64]) -> f64 {
+    let lane = |l: &Vec<usize>| l.iter().fold(0.0, |s, &i| s + trees[i].leaf_value[trees[i].leaf(x)]);
+    lanes.iter().fold(0.0, |s, l| s + lane(l))
 }
 
 /// Seconds per call of `f` over `rows`: the fastest of `passes` passes over every row (the
@@ -93,8 +87,6 @@ fn main() {
     };
     let trees = &model.trees;
     let depths: Vec<usize> = trees.iter().map(Tree::depth).collect();
-    let mut order: Vec<usize> = (0..trees.len()).collect();
-    order.sort_by_key(|&i| (depths[i], i));
     let (xt, _) = data(100_000, 2);
     let test = Matrix::new(&xt, D);
     let rows: Vec<&[f64]> = (0..10_000).map(|i| test.row(i)).collect();
@@ -115,10 +107,10 @@ fn main() {
     // The walk before the AVX-512 one, which CPUs without AVX-512 still take.
     let old = Compiled::portable(trees);
     let init = model.init_score;
+    let (old_lanes, lanes) = (old.lanes(), model.summation_lanes());
     for r in &rows {
-        assert_eq!((init + reference(trees, &order, r)).to_bits(), (init + old.sum(r)).to_bits());
-        let want = (init + reference_lanes(&model, r)).to_bits();
-        assert_eq!(want, model.predict_raw(r).to_bits());
+        assert_eq!((init + reference(trees, &old_lanes, r)).to_bits(), (init + old.sum(r)).to_bits());
+        assert_eq!((init + reference(trees, &lanes, r)).to_bits(), model.predict_raw(r).to_bits());
     }
     // The same row 10,000 times (as `omen train --json` measures it: a branch predictor that
     // has learnt the row's paths).

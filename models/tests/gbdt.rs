@@ -92,6 +92,7 @@ fn binary_model_learns_a_non_linear_signal_and_stops_early() {
     // tree order, so equal to rounding), and summed in its order (lane by lane) they are equal
     // bit for bit; rows with missing values, ±∞ and values equal to thresholds.
     let t0 = &model.trees[0];
+    let lanes = model.summation_lanes();
     for i in 0..2000 {
         let mut row = xh[i * D..(i + 1) * D].to_vec();
         match i % 4 {
@@ -103,7 +104,7 @@ fn binary_model_learns_a_non_linear_signal_and_stops_early() {
         let (a, b) = (model.predict_raw(&row), model.predict_raw_by_tree(&row));
         assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
         let lane = |l: &Vec<usize>| l.iter().fold(0.0, |s, &t| s + model.trees[t].leaf_value[model.trees[t].leaf(&row)]);
-        let walked = model.summation_lanes().iter().fold(0.0, |s, l| s + lane(l));
+        let walked = lanes.iter().fold(0.0, |s, l| s + lane(l));
         assert_eq!(a.to_bits(), (model.init_score + walked).to_bits(), "row {row:?}");
     }
 }

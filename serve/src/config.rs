@@ -94,27 +94,32 @@ fn one() -> f64 {
     1.0
 }
 
-impl SyntheticLoadConfig {
-    /// The mapping of the field `name` (its name in the proto), if any.
-    pub fn field(&self, name: &str) -> Option<&SyntheticField> {
-        match name {
-            "rps" => self.rps.as_ref(),
-            "latency_p50_ms" => self.latency_p50_ms.as_ref(),
-            "latency_p99_ms" => self.latency_p99_ms.as_ref(),
-            "error_rate" => self.error_rate.as_ref(),
-            _ => None,
-        }
-    }
+/// A numeric field of a synthetic-load result: its name (in the proto and in
+/// `[serve.synthetic_load]`), its value in a result, and its mapping in the config.
+pub struct SyntheticFieldDef {
+    pub name: &'static str,
+    pub value: fn(&crate::proto::SyntheticLoad) -> f64,
+    pub mapping: fn(&SyntheticLoadConfig) -> Option<&SyntheticField>,
+}
 
-    /// The mapped fields, by their names in the proto.
-    fn fields(&self) -> impl Iterator<Item = (&'static str, &SyntheticField)> {
-        ["rps", "latency_p50_ms", "latency_p99_ms", "error_rate"].into_iter().filter_map(|n| self.field(n).map(|f| (n, f)))
+/// Every numeric field of a synthetic-load result, in the proto's order.
+pub const SYNTHETIC_FIELDS: [SyntheticFieldDef; 4] = [
+    SyntheticFieldDef { name: "rps", value: |s| s.rps, mapping: |c| c.rps.as_ref() },
+    SyntheticFieldDef { name: "latency_p50_ms", value: |s| s.latency_p50_ms, mapping: |c| c.latency_p50_ms.as_ref() },
+    SyntheticFieldDef { name: "latency_p99_ms", value: |s| s.latency_p99_ms, mapping: |c| c.latency_p99_ms.as_ref() },
+    SyntheticFieldDef { name: "error_rate", value: |s| s.error_rate, mapping: |c| c.error_rate.as_ref() },
+];
+
+impl SyntheticLoadConfig {
+    /// The mapped fields: each one's definition and mapping.
+    pub fn mapped(&self) -> impl Iterator<Item = (&'static SyntheticFieldDef, &SyntheticField)> {
+        SYNTHETIC_FIELDS.iter().filter_map(move |d| (d.mapping)(self).map(|m| (d, m)))
     }
 
     /// Every mapping names a metric and a finite, non-zero scale.
     pub fn check(&self) -> Result<()> {
-        for (name, f) in self.fields() {
-            let field = |what: &str| format!("serve.synthetic_load.{name}.{what}");
+        for (d, f) in self.mapped() {
+            let field = |what: &str| format!("serve.synthetic_load.{}.{what}", d.name);
             if f.metric.trim().is_empty() {
                 return Err(Error::Config { field: field("metric"), message: "required".into() });
             }

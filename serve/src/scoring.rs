@@ -10,7 +10,7 @@ use omen_features::feature::{
 use omen_features::ingest::metrics::canonical_labels;
 use omen_models::judge::{self, Classification, JudgeParams, MetricInput, ValidJudgeParams, Verdict};
 
-use crate::config::{Limits, SyntheticField, SyntheticLoadConfig};
+use crate::config::{Limits, SYNTHETIC_FIELDS, SyntheticLoadConfig};
 use crate::error::{Error, Result};
 use crate::models::{Loaded, Snapshot};
 use crate::policy::{Evidence, Policy, StreamState};
@@ -194,8 +194,8 @@ pub fn validate(r: &proto::ScoreRequest, limits: &Limits) -> Result<()> {
         return Err(Error::invalid("synthetic_load", format!("{} results, at most {}", r.synthetic_load.len(), limits.max_samples)));
     }
     for (i, s) in r.synthetic_load.iter().enumerate() {
-        for (f, get) in SYNTHETIC_FIELDS {
-            finite(&format!("synthetic_load[{i}].{f}"), get(s))?;
+        for d in &SYNTHETIC_FIELDS {
+            finite(&format!("synthetic_load[{i}].{}", d.name), (d.value)(s))?;
         }
     }
     Ok(())
@@ -205,8 +205,7 @@ pub fn validate(r: &proto::ScoreRequest, limits: &Limits) -> Result<()> {
 /// [`SyntheticLoadConfig`]): one per result and mapped field, at the checkpoint, each result a
 /// series of its own.
 pub fn synthetic_samples<'a>(config: &'a SyntheticLoadConfig, r: &proto::ScoreRequest, checkpoint: i64) -> Vec<(&'a str, Sample)> {
-    let mapped: Vec<(&SyntheticField, fn(&proto::SyntheticLoad) -> f64)> =
-        SYNTHETIC_FIELDS.iter().filter_map(|&(name, get)| config.field(name).map(|m| (m, get))).collect();
+    let mapped: Vec<_> = config.mapped().collect();
     let mut out = Vec::new();
     if mapped.is_empty() {
         return out;
@@ -214,21 +213,12 @@ pub fn synthetic_samples<'a>(config: &'a SyntheticLoadConfig, r: &proto::ScoreRe
     for (i, s) in r.synthetic_load.iter().enumerate() {
         let name = if s.name.trim().is_empty() { i.to_string() } else { s.name.clone() };
         let series = series_id(&canonical_labels([("synthetic_load", name.as_str())]));
-        for &(map, get) in &mapped {
-            out.push((map.metric.as_str(), Sample { ts: checkpoint, series, value: get(s) * map.scale }));
+        for &(d, map) in &mapped {
+            out.push((map.metric.as_str(), Sample { ts: checkpoint, series, value: (d.value)(s) * map.scale }));
         }
     }
     out
 }
-
-/// The numeric fields of a synthetic-load result, by their names in the proto and in
-/// `[serve.synthetic_load]`.
-const SYNTHETIC_FIELDS: [(&str, fn(&proto::SyntheticLoad) -> f64); 4] = [
-    ("rps", |s| s.rps),
-    ("latency_p50_ms", |s| s.latency_p50_ms),
-    ("latency_p99_ms", |s| s.latency_p99_ms),
-    ("error_rate", |s| s.error_rate),
-];
 
 /// What a stream remembers of its canary besides the policy's state.
 #[derive(Debug, Clone, Default)]
@@ -548,6 +538,7 @@ mod tests {
     use omen_features::feature::{LoadTestState, load_test_features};
 
     use super::*;
+    use crate::config::SyntheticField;
 
     const S: i64 = 1_000_000;
 
@@ -621,14 +612,14 @@ mod tests {
         assert!(bad(SyntheticField { metric: "m".into(), scale: f64::NAN }).contains("finite"));
         let text = "[serve.synthetic_load]\nlatency_p99_ms = { metric = \"p99\", scale = 0.001 }\n";
         let cfg: crate::config::ConfigFile = toml::from_str(text).unwrap();
-        let mapped: Vec<_> = SYNTHETIC_FIELDS.iter().filter_map(|(n, _)| cfg.serve.synthetic_load.field(n).map(|f| (*n, f.metric.as_str(), f.scale))).collect();
+        let mapped: Vec<_> = cfg.serve.synthetic_load.mapped().map(|(d, f)| (d.name, f.metric.as_str(), f.scale)).collect();
         assert_eq!(mapped, [("latency_p99_ms", "p99", 0.001)]);
         assert!(toml::from_str::<crate::config::ConfigFile>("[serve.synthetic_load]\nlatency_p90_ms = { metric = \"p\" }\n").is_err());
         // Every field of the proto can be mapped, under its own name.
-        let all: String = SYNTHETIC_FIELDS.iter().map(|(n, _)| format!("{n} = {{ metric = \"m_{n}\" }}\n")).collect();
+        let all: String = SYNTHETIC_FIELDS.iter().map(|d| format!("{} = {{ metric = \"m_{}\" }}\n", d.name, d.name)).collect();
         let cfg: crate::config::ConfigFile = toml::from_str(&format!("[serve.synthetic_load]\n{all}")).unwrap();
-        for (n, _) in SYNTHETIC_FIELDS {
-            assert_eq!(cfg.serve.synthetic_load.field(n).map(|f| f.metric.clone()), Some(format!("m_{n}")));
+        for d in &SYNTHETIC_FIELDS {
+            assert_eq!((d.mapping)(&cfg.serve.synthetic_load).map(|f| f.metric.clone()), Some(format!("m_{}", d.name)));
         }
     }
 }

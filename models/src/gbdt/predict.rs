@@ -349,11 +349,15 @@ impl Lanes {
         }
         let width = nan_slot as usize + 1;
         let n = threshold.len() as u64;
-        // The gathers read at every link: a node's next node (an internal node's left child),
-        // its right child or next root, and its slot.
+        // The gathers read at every link: a node's slot, its right child or next root, and, for
+        // an internal node (one whose slot is not the leaves' NaN slot), the next node (its left
+        // child).
         let in_bounds = n <= i32::MAX as u64
             && width <= i32::MAX as usize
-            && link.iter().all(|&l| l >> 32 < n && (l & 0xffff_ffff) < width as u64)
+            && link.iter().enumerate().all(|(i, &l)| {
+                let slot = l & 0xffff_ffff;
+                l >> 32 < n && slot < width as u64 && (slot == u64::from(nan_slot) || (i as u64) + 1 < n)
+            })
             && first.iter().all(|&f| u64::from(f) < n);
         in_bounds.then_some(Lanes { threshold, link, first, lanes, width })
     }
